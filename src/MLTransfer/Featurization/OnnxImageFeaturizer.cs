@@ -40,8 +40,7 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
         ImageSize = _options.ImageSize ?? backbone.InputSize;
         FeatureSize = backbone.FeatureSize;
         GraphPath = FeaturizerGraph.Materialize(backbone, ImageSize, _options.GraphDirectory);
-        _session = new Lazy<InferenceSession>(() => new InferenceSession(GraphPath, CreateSessionOptions(_options.IntraOpThreads)),
-            LazyThreadSafetyMode.ExecutionAndPublication);
+        _session = new Lazy<InferenceSession>(CreateSession, LazyThreadSafetyMode.ExecutionAndPublication);
         if (_options.UseCache)
             _cache = new BottleneckCache(_options.CacheDirectory, _options.CacheMaxBytes);
         _cacheContext = new Lazy<string>(() => BottleneckCache.ContextKey(Backbone, ImageSize));
@@ -61,6 +60,21 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
 
     /// <summary>The bottleneck cache in use, or null when <see cref="FeaturizerOptions.UseCache"/> is false.</summary>
     public BottleneckCache? Cache => _cache;
+
+    private InferenceSession CreateSession()
+    {
+        using var options = CreateSessionOptions(_options.IntraOpThreads);
+        try
+        {
+            return new InferenceSession(GraphPath, options);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new InvalidOperationException(
+                $"ONNX Runtime cannot load the fused graph of '{Backbone.Name}' at {ImageSize} px ('{GraphPath}'): {e.Message} " +
+                "Convolutional backbones with stride-2 stages usually need a size that is a multiple of 32 (e.g. 96, 128, 160, 224).", e);
+        }
+    }
 
     /// <summary>ONNX Runtime options tuned for CPU inference on a small machine.</summary>
     /// <param name="intraOpThreads">Intra-op threads; 0 means one per core.</param>

@@ -44,13 +44,7 @@ public class ImagePreprocessorTests
     public void Should_explain_why_an_image_cannot_be_used()
     {
         var folder = TestData.TempFolder();
-        var empty = Path.Combine(folder, "empty.jpg");
-        File.WriteAllBytes(empty, []);
-        var text = Path.Combine(folder, "text.jpg");
-        File.WriteAllText(text, "this is not an image");
-        var truncated = Path.Combine(folder, "truncated.jpg");
-        var jpeg = File.ReadAllBytes(Path.Combine(TestData.SharedImages, "banana.jpg"));
-        File.WriteAllBytes(truncated, jpeg[..(jpeg.Length / 2)]);
+        var (empty, text, truncated) = FeaturizationTestSupport.UnreadableImages(folder);
         var pixels = new float[ImagePreprocessor.PixelCount(64)];
 
         Assert.That(ImagePreprocessor.TryLoadPixels(empty, 64, pixels), Does.Contain("empty"));

@@ -1,0 +1,277 @@
+using System.Diagnostics;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MLTransfer.Backbones;
+using MLTransfer.Data;
+using MLTransfer.Diagnostics;
+
+namespace MLTransfer.Featurization;
+
+/// <summary>Settings of <see cref="FeaturizationBenchmark.Run"/>.</summary>
+public sealed class FeaturizationBenchmarkSettings
+{
+    /// <summary>Use at most this many images (the first ones in ordinal path order); null means all. The default value is null.</summary>
+    public int? Limit { get; set; }
+
+    /// <summary>Whether to run ML.NET's <c>DnnFeaturizeImage(ResNet18)</c> pipeline as the reference. The default value is true.</summary>
+    public bool RunMlNet { get; set; } = true;
+
+    /// <summary>Engine options for the uncached and cached phases (their cache settings are overridden). Null means the defaults. The default value is null.</summary>
+    public FeaturizerOptions? Engine { get; set; }
+
+    /// <summary>Sustained arithmetic throughput of one core in GFLOP/s, for the CPU limit. The default value is 120.</summary>
+    public double GflopsPerCore { get; set; } = 120;
+
+    /// <summary>Work of one ResNet18 image at 224 px in GFLOP (multiply and add counted apart). The default value is 4.1.</summary>
+    public double GflopPerImage { get; set; } = 4.1;
+}
+
+/// <summary>One timed phase of the benchmark.</summary>
+/// <param name="Name">What ran.</param>
+/// <param name="Images">Images requested.</param>
+/// <param name="Failed">Images that could not be featurised.</param>
+/// <param name="FromCache">Images served from the bottleneck cache.</param>
+/// <param name="Seconds">Wall-clock time, including model loading.</param>
+/// <param name="StartRssBytes">Resident memory when the phase started.</param>
+/// <param name="PeakRssBytes">Peak resident memory during the phase (of the whole process where it cannot be reset).</param>
+public sealed record BenchmarkPhase(string Name, int Images, int Failed, int FromCache, double Seconds, long StartRssBytes, long PeakRssBytes)
+{
+    /// <summary>Images per second.</summary>
+    public double ImagesPerSecond => Seconds > 0 ? Images / Seconds : 0;
+}
+
+/// <summary>The outcome of <see cref="FeaturizationBenchmark.Run"/>.</summary>
+public sealed class FeaturizationBenchmarkReport
+{
+    /// <summary>The image folder.</summary>
+    public required string Folder { get; init; }
+
+    /// <summary>Images featurised in each phase.</summary>
+    public required int Images { get; init; }
+
+    /// <summary>Square image size in pixels.</summary>
+    public required int ImageSize { get; init; }
+
+    /// <summary>Logical processors.</summary>
+    public required int Cores { get; init; }
+
+    /// <summary>Images per inference batch of the engine.</summary>
+    public required int BatchSize { get; init; }
+
+    /// <summary>Decode threads of the engine.</summary>
+    public required int DecodeThreads { get; init; }
+
+    /// <summary>Arithmetic limit of the CPU in images/s: cores × GFLOP/s per core ÷ GFLOP per image at this size.</summary>
+    public required double CpuLimitImagesPerSecond { get; init; }
+
+    /// <summary>Whether each phase's peak memory is its own (Linux) rather than the process's.</summary>
+    public required bool PeakPerPhase { get; init; }
+
+    /// <summary>The phases, in the order they ran.</summary>
+    public required IReadOnlyList<BenchmarkPhase> Phases { get; init; }
+
+    /// <summary>ML.NET's <c>DnnFeaturizeImage</c> phase, when it ran.</summary>
+    public BenchmarkPhase? MlNet => Phases.FirstOrDefault(p => p.Name == FeaturizationBenchmark.MlNetPhase);
+
+    /// <summary>The engine without cache.</summary>
+    public BenchmarkPhase Engine => Phases.First(p => p.Name == FeaturizationBenchmark.EnginePhase);
+
+    /// <summary>The engine filling an empty cache.</summary>
+    public BenchmarkPhase ColdCache => Phases.First(p => p.Name == FeaturizationBenchmark.ColdPhase);
+
+    /// <summary>The engine re-run on the filled cache.</summary>
+    public BenchmarkPhase WarmCache => Phases.First(p => p.Name == FeaturizationBenchmark.WarmPhase);
+
+    /// <summary>Engine images/s divided by ML.NET images/s; null without the ML.NET phase.</summary>
+    public double? Ratio => MlNet is { } m && m.ImagesPerSecond > 0 ? Engine.ImagesPerSecond / m.ImagesPerSecond : null;
+
+    /// <summary>Engine images/s as a share of <see cref="CpuLimitImagesPerSecond"/>.</summary>
+    public double ShareOfCpuLimit => Engine.ImagesPerSecond / CpuLimitImagesPerSecond;
+
+    /// <summary>Time of the cold-cache run divided by that of the warm-cache run.</summary>
+    public double CachedSpeedup => WarmCache.Seconds > 0 ? ColdCache.Seconds / WarmCache.Seconds : double.PositiveInfinity;
+
+    /// <summary>Largest absolute difference between ML.NET's and the engine's features over all images; null without the ML.NET phase.</summary>
+    public double? MaxAbsDifference { get; init; }
+}
+
+/// <summary>
+/// Featurises the same images with ML.NET's own <c>DnnFeaturizeImage(ResNet18)</c> pipeline and with
+/// <see cref="OnnxImageFeaturizer"/> (no cache, then an empty cache, then the filled cache), timing each phase end to
+/// end (model loading and decoding included) and recording peak resident memory. Used by <c>mltransfer bench featurize</c>.
+/// </summary>
+public static class FeaturizationBenchmark
+{
+    /// <summary>Name of the ML.NET phase.</summary>
+    public const string MlNetPhase = "ML.NET DnnFeaturizeImage";
+
+    /// <summary>Name of the uncached engine phase.</summary>
+    public const string EnginePhase = "engine (no cache)";
+
+    /// <summary>Name of the engine phase that fills an empty cache.</summary>
+    public const string ColdPhase = "engine (cold cache)";
+
+    /// <summary>Name of the engine phase that re-runs on the filled cache.</summary>
+    public const string WarmPhase = "engine (warm cache)";
+
+    /// <summary>The image files of a folder (all sub-folders, image extensions only), in ordinal order, at most <paramref name="limit"/>.</summary>
+    /// <param name="folder">The folder.</param>
+    /// <param name="limit">Most images to return; null means all.</param>
+    /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
+    public static IReadOnlyList<string> CollectImages(string folder, int? limit = null)
+    {
+        if (!Directory.Exists(folder))
+            throw new DirectoryNotFoundException($"Image folder '{folder}' does not exist.");
+        var files = Directory.EnumerateFiles(Path.GetFullPath(folder), "*", SearchOption.AllDirectories)
+            .Where(ImageFileCheck.HasImageExtension)
+            .OrderBy(f => f, StringComparer.Ordinal);
+        return (limit is { } n ? files.Take(n) : files).ToList();
+    }
+
+    /// <summary>Runs every phase on the images of a folder.</summary>
+    /// <param name="folder">The image folder.</param>
+    /// <param name="settings">Settings; null means the defaults.</param>
+    /// <param name="log">Receives a line as each phase starts and ends; may be null.</param>
+    /// <exception cref="InvalidDataException">The folder has no images.</exception>
+    public static FeaturizationBenchmarkReport Run(string folder, FeaturizationBenchmarkSettings? settings = null, Action<string>? log = null)
+    {
+        settings ??= new FeaturizationBenchmarkSettings();
+        var paths = CollectImages(folder, settings.Limit);
+        if (paths.Count == 0)
+            throw new InvalidDataException($"Image folder '{folder}' has no images ({string.Join(", ", ImageFileCheck.Extensions)}).");
+        var backbone = Backbone.ResNet18();
+        var engineOptions = settings.Engine ?? new FeaturizerOptions();
+        var size = engineOptions.ImageSize ?? backbone.InputSize;
+        var phases = new List<BenchmarkPhase>();
+        var perPhase = true;
+        float[]?[]? reference = null;
+        if (settings.RunMlNet)
+        {
+            if (size != backbone.InputSize)
+                throw new ArgumentException($"ML.NET's ResNet18 featurizer only runs at {backbone.InputSize} px; the engine was asked for {size} px.", nameof(settings));
+            phases.Add(Measure(MlNetPhase, paths.Count, log, ref perPhase, () =>
+            {
+                reference = FeaturizeWithMlNet(paths);
+                return (reference.Count(f => f is null), 0);
+            }));
+        }
+
+        float[]?[]? engineFeatures = null;
+        phases.Add(Measure(EnginePhase, paths.Count, log, ref perPhase, () =>
+        {
+            var result = RunEngine(backbone, paths, Clone(engineOptions, useCache: false, cacheDirectory: null));
+            engineFeatures = result.Features;
+            return (result.Failed.Count, result.FromCache);
+        }));
+
+        var cacheDirectory = Path.Combine(Path.GetTempPath(), "mltransfer", "bench-cache-" + Guid.NewGuid().ToString("N")[..12]);
+        try
+        {
+            foreach (var name in new[] { ColdPhase, WarmPhase })
+            {
+                phases.Add(Measure(name, paths.Count, log, ref perPhase, () =>
+                {
+                    var result = RunEngine(backbone, paths, Clone(engineOptions, useCache: true, cacheDirectory));
+                    return (result.Failed.Count, result.FromCache);
+                }));
+            }
+        }
+        finally
+        {
+            new BottleneckCache(cacheDirectory).Clear();
+            if (Directory.Exists(cacheDirectory))
+                Directory.Delete(cacheDirectory, recursive: true);
+        }
+
+        double? maxDiff = null;
+        if (reference is not null && engineFeatures is not null)
+        {
+            var diff = 0.0;
+            for (var i = 0; i < paths.Count; i++)
+                if (reference[i] is { } a && engineFeatures[i] is { } b)
+                    for (var j = 0; j < a.Length; j++)
+                        diff = Math.Max(diff, Math.Abs(a[j] - b[j]));
+            maxDiff = diff;
+        }
+
+        return new FeaturizationBenchmarkReport
+        {
+            Folder = Path.GetFullPath(folder),
+            Images = paths.Count,
+            ImageSize = size,
+            Cores = Environment.ProcessorCount,
+            BatchSize = engineOptions.BatchSize,
+            DecodeThreads = engineOptions.EffectiveDecodeThreads,
+            CpuLimitImagesPerSecond = Environment.ProcessorCount * settings.GflopsPerCore
+                / (settings.GflopPerImage * Math.Pow(size / (double)backbone.InputSize, 2)),
+            PeakPerPhase = perPhase,
+            Phases = phases,
+            MaxAbsDifference = maxDiff,
+        };
+    }
+
+    /// <summary>
+    /// Featurises images with ML.NET's reference pipeline: <c>LoadImages</c> → <c>ResizeImages(224)</c> →
+    /// <c>ExtractPixels</c> → <c>DnnFeaturizeImage(ResNet18)</c>, streaming through one cursor.
+    /// </summary>
+    /// <param name="paths">The images.</param>
+    /// <returns>One 512-value vector per path.</returns>
+    public static float[]?[] FeaturizeWithMlNet(IReadOnlyList<string> paths)
+    {
+        ArgumentNullException.ThrowIfNull(paths);
+        var ml = new MLContext(seed: 0);
+        var data = ml.Data.LoadFromEnumerable(paths.Select(p => new ImageExample { ImagePath = p }));
+        var pipeline = ml.Transforms.LoadImages("Image", imageFolder: null, inputColumnName: nameof(ImageExample.ImagePath))
+            .Append(ml.Transforms.ResizeImages("Image", 224, 224, "Image"))
+            .Append(ml.Transforms.ExtractPixels("Pixels", "Image"))
+            .Append(ml.Transforms.DnnFeaturizeImage("Features", m => m.ModelSelector.ResNet18(ml, m.OutputColumn, m.InputColumn), "Pixels"));
+        var transformed = pipeline.Fit(data).Transform(data);
+        var column = transformed.Schema["Features"];
+        var features = new float[]?[paths.Count];
+        using var cursor = transformed.GetRowCursor([column]);
+        var getter = cursor.GetGetter<VBuffer<float>>(column);
+        var buffer = default(VBuffer<float>);
+        var row = 0;
+        while (cursor.MoveNext())
+        {
+            getter(ref buffer);
+            features[row++] = buffer.DenseValues().ToArray();
+        }
+        return features;
+    }
+
+    private static FeaturizationResult RunEngine(Backbone backbone, IReadOnlyList<string> paths, FeaturizerOptions options)
+    {
+        using var engine = new OnnxImageFeaturizer(backbone, options);
+        return engine.Featurize(paths);
+    }
+
+    private static BenchmarkPhase Measure(string name, int images, Action<string>? log, ref bool perPhase, Func<(int Failed, int FromCache)> run)
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        perPhase &= ProcessMemory.TryResetPeak();
+        var startRss = ProcessMemory.CurrentRssBytes();
+        log?.Invoke($"{name}: {images} images…");
+        var clock = Stopwatch.StartNew();
+        var (failed, fromCache) = run();
+        clock.Stop();
+        var phase = new BenchmarkPhase(name, images, failed, fromCache, clock.Elapsed.TotalSeconds, startRss, ProcessMemory.PeakRssBytes());
+        log?.Invoke($"{name}: {phase.ImagesPerSecond:0.0} images/s ({phase.Seconds:0.00} s)");
+        return phase;
+    }
+
+    private static FeaturizerOptions Clone(FeaturizerOptions options, bool useCache, string? cacheDirectory) => new()
+    {
+        ImageSize = options.ImageSize,
+        BatchSize = options.BatchSize,
+        DecodeThreads = options.DecodeThreads,
+        IntraOpThreads = options.IntraOpThreads,
+        GraphDirectory = options.GraphDirectory,
+        MaxPixels = options.MaxPixels,
+        CacheMaxBytes = options.CacheMaxBytes,
+        UseCache = useCache,
+        CacheDirectory = cacheDirectory,
+    };
+}
