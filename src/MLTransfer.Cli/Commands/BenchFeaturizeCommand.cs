@@ -37,6 +37,11 @@ public sealed class BenchFeaturizeCommand : Command<BenchFeaturizeCommand.Settin
         [Description("Skip ML.NET's DnnFeaturizeImage reference (no ratio).")]
         public bool NoMlNet { get; set; }
 
+        /// <summary>Interleaving rounds of the ML.NET and engine phases.</summary>
+        [CommandOption("--rounds <N>")]
+        [Description("Split the images into N chunks and run ML.NET and the engine on each in turn, so other load hits both alike. Default: 4.")]
+        public int Rounds { get; set; } = 4;
+
         /// <summary>GFLOP/s of one core.</summary>
         [CommandOption("--gflops-per-core <X>")]
         [Description("Sustained GFLOP/s of one core, for the CPU limit. Default: 120.")]
@@ -53,6 +58,8 @@ public sealed class BenchFeaturizeCommand : Command<BenchFeaturizeCommand.Settin
                 return ValidationResult.Error("ML.NET's ResNet18 featurizer runs at 224 px only: add --no-mlnet to bench another size.");
             if (GflopsPerCore <= 0)
                 return ValidationResult.Error("--gflops-per-core must be positive.");
+            if (Rounds < 1)
+                return ValidationResult.Error("--rounds must be at least 1.");
             return base.Validate();
         }
     }
@@ -71,6 +78,7 @@ public sealed class BenchFeaturizeCommand : Command<BenchFeaturizeCommand.Settin
         {
             Limit = settings.Limit,
             RunMlNet = !settings.NoMlNet,
+            Rounds = settings.Rounds,
             Engine = settings.ToOptions(),
             GflopsPerCore = settings.GflopsPerCore,
         };
@@ -100,7 +108,8 @@ public sealed class BenchFeaturizeCommand : Command<BenchFeaturizeCommand.Settin
         var lines = new List<Spectre.Console.Rendering.IRenderable>
         {
             new Markup($"[bold]{report.Images:N0}[/] images from {Markup.Escape(report.Folder)} at {report.ImageSize} px; " +
-                $"{report.Cores} cores, batch {report.BatchSize}, {report.DecodeThreads} decode thread(s)"),
+                $"{report.Cores} cores, batch {report.BatchSize}, {report.DecodeThreads} decode thread(s); " +
+                $"ML.NET and uncached engine interleaved in {report.Rounds} round(s) (their memory columns are shared)"),
             table,
         };
         if (report.Ratio is { } ratio)

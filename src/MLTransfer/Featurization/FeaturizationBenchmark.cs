@@ -16,6 +16,13 @@ public sealed class FeaturizationBenchmarkSettings
     /// <summary>Whether to run ML.NET's <c>DnnFeaturizeImage(ResNet18)</c> pipeline as the reference. The default value is true.</summary>
     public bool RunMlNet { get; set; } = true;
 
+    /// <summary>
+    /// Rounds the ML.NET and uncached engine phases are interleaved in: the images are split into this many chunks and
+    /// each chunk runs through both (alternating which goes first), so that load from other processes hits both alike.
+    /// Model loading is timed once. The default value is 4.
+    /// </summary>
+    public int Rounds { get; set; } = 4;
+
     /// <summary>Engine options for the uncached and cached phases (their cache settings are overridden). Null means the defaults. The default value is null.</summary>
     public FeaturizerOptions? Engine { get; set; }
 
@@ -60,6 +67,9 @@ public sealed class FeaturizationBenchmarkReport
 
     /// <summary>Decode threads of the engine.</summary>
     public required int DecodeThreads { get; init; }
+
+    /// <summary>Rounds the ML.NET and uncached engine phases were interleaved in.</summary>
+    public required int Rounds { get; init; }
 
     /// <summary>Arithmetic limit of the CPU in images/s: cores × GFLOP/s per core ÷ GFLOP per image at this size.</summary>
     public required double CpuLimitImagesPerSecond { get; init; }
@@ -144,25 +154,10 @@ public static class FeaturizationBenchmark
         var size = engineOptions.ImageSize ?? backbone.InputSize;
         var phases = new List<BenchmarkPhase>();
         var perPhase = true;
-        float[]?[]? reference = null;
-        if (settings.RunMlNet)
-        {
-            if (size != backbone.InputSize)
-                throw new ArgumentException($"ML.NET's ResNet18 featurizer only runs at {backbone.InputSize} px; the engine was asked for {size} px.", nameof(settings));
-            phases.Add(Measure(MlNetPhase, paths.Count, log, ref perPhase, () =>
-            {
-                reference = FeaturizeWithMlNet(paths);
-                return (reference.Count(f => f is null), 0);
-            }));
-        }
-
-        float[]?[]? engineFeatures = null;
-        phases.Add(Measure(EnginePhase, paths.Count, log, ref perPhase, () =>
-        {
-            var result = RunEngine(backbone, paths, Clone(engineOptions, useCache: false, cacheDirectory: null));
-            engineFeatures = result.Features;
-            return (result.Failed.Count, result.FromCache);
-        }));
+        if (settings.RunMlNet && size != backbone.InputSize)
+            throw new ArgumentException($"ML.NET's ResNet18 featurizer only runs at {backbone.InputSize} px; the engine was asked for {size} px.", nameof(settings));
+        var rounds = Math.Clamp(settings.Rounds, 1, paths.Count);
+        var (reference, engineFeatures) = RunInterleaved(backbone, paths, engineOptions, settings.RunMlNet, rounds, log, phases, ref perPhase);
 
         var cacheDirectory = Path.Combine(Path.GetTempPath(), "mltransfer", "bench-cache-" + Guid.NewGuid().ToString("N")[..12]);
         try
@@ -184,7 +179,7 @@ public static class FeaturizationBenchmark
         }
 
         double? maxDiff = null;
-        if (reference is not null && engineFeatures is not null)
+        if (reference is not null)
         {
             var diff = 0.0;
             for (var i = 0; i < paths.Count; i++)
@@ -201,6 +196,7 @@ public static class FeaturizationBenchmark
             ImageSize = size,
             Cores = Environment.ProcessorCount,
             BatchSize = engineOptions.BatchSize,
+            Rounds = rounds,
             DecodeThreads = engineOptions.EffectiveDecodeThreads,
             CpuLimitImagesPerSecond = Environment.ProcessorCount * settings.GflopsPerCore
                 / (settings.GflopPerImage * Math.Pow(size / (double)backbone.InputSize, 2)),
@@ -208,6 +204,71 @@ public static class FeaturizationBenchmark
             Phases = phases,
             MaxAbsDifference = maxDiff,
         };
+    }
+
+    private static (float[]?[]? Reference, float[]?[] Engine) RunInterleaved(Backbone backbone, IReadOnlyList<string> paths,
+        FeaturizerOptions engineOptions, bool runMlNet, int rounds, Action<string>? log, List<BenchmarkPhase> phases, ref bool perPhase)
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        perPhase &= ProcessMemory.TryResetPeak();
+        var startRss = ProcessMemory.CurrentRssBytes();
+        var reference = runMlNet ? new float[]?[paths.Count] : null;
+        var engineFeatures = new float[]?[paths.Count];
+        var (mlNetTime, engineTime) = (TimeSpan.Zero, TimeSpan.Zero);
+        var (mlNetFailed, engineFailed) = (0, 0);
+        log?.Invoke(runMlNet
+            ? $"{MlNetPhase} and {EnginePhase}: {paths.Count} images in {rounds} interleaved round(s)…"
+            : $"{EnginePhase}: {paths.Count} images…");
+
+        var clock = Stopwatch.StartNew();
+        using var mlNet = runMlNet ? new MlNetReference() : null;
+        mlNetTime += clock.Elapsed;
+        clock.Restart();
+        using var engine = new OnnxImageFeaturizer(backbone, Clone(engineOptions, useCache: false, cacheDirectory: null));
+        engineTime += clock.Elapsed;
+
+        for (var round = 0; round < rounds; round++)
+        {
+            var start = (int)((long)paths.Count * round / rounds);
+            var end = (int)((long)paths.Count * (round + 1) / rounds);
+            var chunk = paths.Skip(start).Take(end - start).ToList();
+            void RunMlNetChunk()
+            {
+                if (mlNet is null)
+                    return;
+                clock.Restart();
+                var features = mlNet.Featurize(chunk);
+                mlNetTime += clock.Elapsed;
+                features.CopyTo(reference!, start);
+                mlNetFailed += features.Count(f => f is null);
+            }
+            void RunEngineChunk()
+            {
+                clock.Restart();
+                var result = engine.Featurize(chunk);
+                engineTime += clock.Elapsed;
+                result.Features.CopyTo(engineFeatures, start);
+                engineFailed += result.Failed.Count;
+            }
+            if (round % 2 == 0)
+            {
+                RunMlNetChunk();
+                RunEngineChunk();
+            }
+            else
+            {
+                RunEngineChunk();
+                RunMlNetChunk();
+            }
+        }
+        var peak = ProcessMemory.PeakRssBytes();
+        if (runMlNet)
+            phases.Add(new BenchmarkPhase(MlNetPhase, paths.Count, mlNetFailed, 0, mlNetTime.TotalSeconds, startRss, peak));
+        phases.Add(new BenchmarkPhase(EnginePhase, paths.Count, engineFailed, 0, engineTime.TotalSeconds, startRss, peak));
+        foreach (var phase in phases)
+            log?.Invoke($"{phase.Name}: {phase.ImagesPerSecond:0.0} images/s ({phase.Seconds:0.00} s)");
+        return (reference, engineFeatures);
     }
 
     /// <summary>
@@ -219,25 +280,45 @@ public static class FeaturizationBenchmark
     public static float[]?[] FeaturizeWithMlNet(IReadOnlyList<string> paths)
     {
         ArgumentNullException.ThrowIfNull(paths);
-        var ml = new MLContext(seed: 0);
-        var data = ml.Data.LoadFromEnumerable(paths.Select(p => new ImageExample { ImagePath = p }));
-        var pipeline = ml.Transforms.LoadImages("Image", imageFolder: null, inputColumnName: nameof(ImageExample.ImagePath))
-            .Append(ml.Transforms.ResizeImages("Image", 224, 224, "Image"))
-            .Append(ml.Transforms.ExtractPixels("Pixels", "Image"))
-            .Append(ml.Transforms.DnnFeaturizeImage("Features", m => m.ModelSelector.ResNet18(ml, m.OutputColumn, m.InputColumn), "Pixels"));
-        var transformed = pipeline.Fit(data).Transform(data);
-        var column = transformed.Schema["Features"];
-        var features = new float[]?[paths.Count];
-        using var cursor = transformed.GetRowCursor([column]);
-        var getter = cursor.GetGetter<VBuffer<float>>(column);
-        var buffer = default(VBuffer<float>);
-        var row = 0;
-        while (cursor.MoveNext())
+        using var reference = new MlNetReference();
+        return reference.Featurize(paths);
+    }
+
+    /// <summary>ML.NET's reference pipeline, fitted once and applied to any number of image lists.</summary>
+    private sealed class MlNetReference : IDisposable
+    {
+        private readonly MLContext _ml = new(seed: 0);
+        private readonly ITransformer _model;
+
+        public MlNetReference()
         {
-            getter(ref buffer);
-            features[row++] = buffer.DenseValues().ToArray();
+            var empty = _ml.Data.LoadFromEnumerable(Array.Empty<ImageExample>());
+            var pipeline = _ml.Transforms.LoadImages("Image", imageFolder: null, inputColumnName: nameof(ImageExample.ImagePath))
+                .Append(_ml.Transforms.ResizeImages("Image", 224, 224, "Image"))
+                .Append(_ml.Transforms.ExtractPixels("Pixels", "Image"))
+                .Append(_ml.Transforms.DnnFeaturizeImage("Features", m => m.ModelSelector.ResNet18(_ml, m.OutputColumn, m.InputColumn), "Pixels"));
+            _model = pipeline.Fit(empty);
         }
-        return features;
+
+        public float[]?[] Featurize(IReadOnlyList<string> paths)
+        {
+            var data = _ml.Data.LoadFromEnumerable(paths.Select(p => new ImageExample { ImagePath = p }));
+            var transformed = _model.Transform(data);
+            var column = transformed.Schema["Features"];
+            var features = new float[]?[paths.Count];
+            using var cursor = transformed.GetRowCursor([column]);
+            var getter = cursor.GetGetter<VBuffer<float>>(column);
+            var buffer = default(VBuffer<float>);
+            var row = 0;
+            while (cursor.MoveNext())
+            {
+                getter(ref buffer);
+                features[row++] = buffer.DenseValues().ToArray();
+            }
+            return features;
+        }
+
+        public void Dispose() => (_model as IDisposable)?.Dispose();
     }
 
     private static FeaturizationResult RunEngine(Backbone backbone, IReadOnlyList<string> paths, FeaturizerOptions options)

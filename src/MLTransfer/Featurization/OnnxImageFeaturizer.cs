@@ -121,16 +121,25 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
         using var queue = new BlockingCollection<WorkItem>(boundedCapacity: Math.Max(2, batchSize * 2));
 
         var next = -1;
+        Exception? workerError = null;
         var workers = new Task[threads];
         for (var t = 0; t < threads; t++)
         {
             workers[t] = Task.Factory.StartNew(() =>
             {
-                int index;
-                while ((index = Interlocked.Increment(ref next)) < count)
+                try
                 {
-                    linked.Token.ThrowIfCancellationRequested();
-                    queue.Add(Prepare(index, imagePaths[index], context, plane, buffers), linked.Token);
+                    int index;
+                    while ((index = Interlocked.Increment(ref next)) < count)
+                    {
+                        linked.Token.ThrowIfCancellationRequested();
+                        queue.Add(Prepare(index, imagePaths[index], context, plane, buffers), linked.Token);
+                    }
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    Interlocked.CompareExchange(ref workerError, e, null);
+                    linked.Cancel();
                 }
             }, linked.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         }
@@ -181,6 +190,10 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
                 progress?.Report(new FeaturizationProgress(done, count, fromCache));
             }
         }
+        catch (OperationCanceledException) when (workerError is not null && !cancellationToken.IsCancellationRequested)
+        {
+            throw new InvalidOperationException($"A decode worker failed: {workerError.Message}", workerError);
+        }
         catch
         {
             linked.Cancel();
@@ -197,10 +210,9 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
                 // Workers stopped because the run was cancelled or the consumer failed; that error wins.
             }
         }
-        var workerFailure = workers.FirstOrDefault(w => w.IsFaulted)?.Exception;
-        if (workerFailure is not null)
-            throw new InvalidOperationException($"A decode worker failed: {workerFailure.InnerException?.Message}", workerFailure.InnerException);
         cancellationToken.ThrowIfCancellationRequested();
+        if (workerError is not null)
+            throw new InvalidOperationException($"A decode worker failed: {workerError.Message}", workerError);
         return new FeaturizationResult(features, failures.Where(f => f is not null).Select(f => f!).ToList(), fromCache);
     }
 
