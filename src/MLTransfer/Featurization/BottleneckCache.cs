@@ -3,6 +3,7 @@ using System.Diagnostics.CodeAnalysis;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.RegularExpressions;
 using MLTransfer.Backbones;
 
 namespace MLTransfer.Featurization;
@@ -34,7 +35,7 @@ namespace MLTransfer.Featurization;
 /// limit. Several processes may share a cache; the size bound is then approximate.
 /// </para>
 /// </remarks>
-public sealed class BottleneckCache
+public sealed partial class BottleneckCache
 {
     /// <summary>Version of the fused graph and preprocessing; part of every key, bumped when features would change.</summary>
     public const int GraphVersion = 1;
@@ -93,7 +94,10 @@ public sealed class BottleneckCache
     {
         ArgumentNullException.ThrowIfNull(backbone);
         var text = $"graph-v{GraphVersion}|{backbone.Identity}|{imageSize}px|{backbone.FeatureSize}";
-        return $"{backbone.Name}-{imageSize}px-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..16];
+        var name = new string(backbone.Name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-' ? c : '_').ToArray());
+        if (name.Length == 0)
+            name = "backbone";
+        return $"{name}-{imageSize}px-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..16];
     }
 
     /// <summary>SHA-256 of an image file's content: the other part of a key.</summary>
@@ -165,20 +169,22 @@ public sealed class BottleneckCache
         AddBytes(bytes.Length);
     }
 
-    /// <summary>Deletes every entry and leftover temporary file under <see cref="Directory"/>.</summary>
+    /// <summary>
+    /// Deletes every entry and leftover temporary file under <see cref="Directory"/>, then the emptied folders.
+    /// Only the cache's own layout is touched (context folders, their two-hex-digit shards, <c>.bin</c> and <c>.tmp</c>
+    /// files), so pointing the cache at a folder that holds other files does not endanger them.
+    /// </summary>
     public void Clear()
     {
         lock (_sizeLock)
         {
-            if (System.IO.Directory.Exists(Directory))
+            foreach (var file in Files())
+                TryDelete(file.FullName);
+            foreach (var context in ContextFolders())
             {
-                foreach (var entry in System.IO.Directory.EnumerateFileSystemEntries(Directory))
-                {
-                    if (System.IO.Directory.Exists(entry))
-                        System.IO.Directory.Delete(entry, recursive: true);
-                    else
-                        TryDelete(entry);
-                }
+                foreach (var shard in Subfolders(context).Where(d => IsShardName(d.Name)))
+                    TryDeleteEmptyFolder(shard.FullName);
+                TryDeleteEmptyFolder(context.FullName);
             }
             _approximateBytes = 0;
         }
@@ -313,11 +319,60 @@ public sealed class BottleneckCache
 
     private IEnumerable<FileInfo> Files()
     {
-        var root = new DirectoryInfo(Directory);
-        if (!root.Exists)
-            return [];
-        return root.EnumerateFiles("*", SearchOption.AllDirectories);
+        foreach (var context in ContextFolders())
+            foreach (var shard in Subfolders(context).Where(d => IsShardName(d.Name)))
+                foreach (var file in FilesOf(shard))
+                    if (file.Name.EndsWith(".bin", StringComparison.Ordinal) || file.Name.EndsWith(".tmp", StringComparison.Ordinal))
+                        yield return file;
     }
+
+    private IEnumerable<DirectoryInfo> ContextFolders()
+    {
+        var root = new DirectoryInfo(Directory);
+        return root.Exists ? Subfolders(root).Where(d => ContextName().IsMatch(d.Name)) : [];
+    }
+
+    private static bool IsShardName(string name) => name.Length == 2 && name.All(char.IsAsciiHexDigitLower);
+
+    private static List<DirectoryInfo> Subfolders(DirectoryInfo folder)
+    {
+        try
+        {
+            return folder.EnumerateDirectories().ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
+    }
+
+    private static List<FileInfo> FilesOf(DirectoryInfo folder)
+    {
+        try
+        {
+            return folder.EnumerateFiles().ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
+    }
+
+    private static void TryDeleteEmptyFolder(string path)
+    {
+        try
+        {
+            if (!System.IO.Directory.EnumerateFileSystemEntries(path).Any())
+                System.IO.Directory.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Another process is writing into it; it stays.
+        }
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9_.-]+-[0-9]+px-[0-9a-f]{16}$")]
+    private static partial Regex ContextName();
 
     private static void Touch(string path)
     {

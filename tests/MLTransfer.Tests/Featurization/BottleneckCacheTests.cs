@@ -138,6 +138,26 @@ public class BottleneckCacheTests
     }
 
     [Test]
+    public void Should_leave_unrelated_files_alone_when_clearing()
+    {
+        var folder = TestData.TempFolder();
+        var mine = Path.Combine(folder, "notes.txt");
+        File.WriteAllText(mine, "keep me");
+        var nested = Directory.CreateDirectory(Path.Combine(folder, "project", "ab")).FullName;
+        File.WriteAllText(Path.Combine(nested, "data.bin"), "keep me too");
+        var cache = new BottleneckCache(folder);
+        var context = BottleneckCache.ContextKey(Backbone.ResNet18() with { Name = "odd/name" }, 64);
+        cache.Put(context, BottleneckCache.ContentHash([1, 2, 3]), new float[512]);
+        Assert.That(cache.Measure().Entries, Is.EqualTo(1));
+
+        cache.Clear();
+        Assert.That(cache.Measure().Entries, Is.Zero);
+        Assert.That(File.Exists(mine), Is.True);
+        Assert.That(File.Exists(Path.Combine(nested, "data.bin")), Is.True);
+        Assert.That(Directory.GetDirectories(folder).Select(Path.GetFileName), Is.EqualTo(new[] { "project" }));
+    }
+
+    [Test]
     public void Should_evict_the_least_recently_used_entries_beyond_the_limit()
     {
         var folder = TestData.TempFolder();
