@@ -115,6 +115,12 @@ public sealed class BenchFeaturizeCommand : Command<BenchFeaturizeCommand.Settin
         if (report.Ratio is { } ratio)
             lines.Add(new Markup($"engine / ML.NET: [bold]{ratio:0.00}×[/]   (max |Δ feature| {report.MaxAbsDifference:0.###e+0})"));
         lines.Add(new Markup($"engine at [bold]{report.ShareOfCpuLimit:P0}[/] of the CPU limit ({report.CpuLimitImagesPerSecond:0.0} images/s)"));
+        if (report.ColdCache.RssTrace.Count > 0)
+            lines.Add(new Markup("RSS during the cold-cache run (images done: RSS): " +
+                string.Join(" · ", report.ColdCache.RssTrace.Select(r => $"{r.Done:N0}: {Mib(r.RssBytes)}"))));
+        if (report.LoadAverageAtStart is { } before && report.LoadAverageAtEnd is { } after)
+            lines.Add(new Markup($"load average {before:0.0} → {after:0.0} on {report.Cores} cores" +
+                (Math.Max(before, after) > report.Cores ? " [yellow](other processes competed for the CPU: compare the ratio, not absolute rates)[/]" : "")));
         lines.Add(new Markup($"cached re-run: [bold]{report.CachedSpeedup:0.0}×[/] faster than the first run"));
         return new Rows(lines);
     }

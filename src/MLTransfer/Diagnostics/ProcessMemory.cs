@@ -3,7 +3,7 @@ using System.Globalization;
 
 namespace MLTransfer.Diagnostics;
 
-/// <summary>Resident memory of the current process, for benchmarks.</summary>
+/// <summary>Resident memory of the current process and machine load, for benchmarks.</summary>
 public static class ProcessMemory
 {
     private const string StatusFile = "/proc/self/status";
@@ -34,6 +34,17 @@ public static class ProcessMemory
         {
             return false;
         }
+    }
+
+    /// <summary>The one-minute load average of the machine (Linux <c>/proc/loadavg</c>); null elsewhere.</summary>
+    /// <remarks>On a shared machine a load above the core count means benchmark timings are inflated by other processes.</remarks>
+    public static double? LoadAverage()
+    {
+        const string path = "/proc/loadavg";
+        if (!OperatingSystem.IsLinux() || !File.Exists(path))
+            return null;
+        var first = File.ReadAllText(path).Split(' ', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault();
+        return double.TryParse(first, NumberStyles.Float, CultureInfo.InvariantCulture, out var load) ? load : null;
     }
 
     private static Process Refreshed()

@@ -43,9 +43,17 @@ public sealed class FeaturizationBenchmarkSettings
 /// <param name="PeakRssBytes">Peak resident memory during the phase (of the whole process where it cannot be reset).</param>
 public sealed record BenchmarkPhase(string Name, int Images, int Failed, int FromCache, double Seconds, long StartRssBytes, long PeakRssBytes)
 {
+    /// <summary>Resident memory sampled as the phase progressed (about every tenth of the images); empty when not traced.</summary>
+    public IReadOnlyList<RssSample> RssTrace { get; init; } = [];
+
     /// <summary>Images per second.</summary>
     public double ImagesPerSecond => Seconds > 0 ? Images / Seconds : 0;
 }
+
+/// <summary>Resident memory after some images of a phase were done.</summary>
+/// <param name="Done">Images finished.</param>
+/// <param name="RssBytes">Resident set size at that point.</param>
+public readonly record struct RssSample(int Done, long RssBytes);
 
 /// <summary>The outcome of <see cref="FeaturizationBenchmark.Run"/>.</summary>
 public sealed class FeaturizationBenchmarkReport
@@ -73,6 +81,12 @@ public sealed class FeaturizationBenchmarkReport
 
     /// <summary>Arithmetic limit of the CPU in images/s: cores × GFLOP/s per core ÷ GFLOP per image at this size.</summary>
     public required double CpuLimitImagesPerSecond { get; init; }
+
+    /// <summary>One-minute load average when the benchmark started (Linux); above <see cref="Cores"/> means other processes competed for the CPU.</summary>
+    public double? LoadAverageAtStart { get; init; }
+
+    /// <summary>One-minute load average when the benchmark ended (Linux).</summary>
+    public double? LoadAverageAtEnd { get; init; }
 
     /// <summary>Whether each phase's peak memory is its own (Linux) rather than the process's.</summary>
     public required bool PeakPerPhase { get; init; }
@@ -146,6 +160,7 @@ public static class FeaturizationBenchmark
     public static FeaturizationBenchmarkReport Run(string folder, FeaturizationBenchmarkSettings? settings = null, Action<string>? log = null)
     {
         settings ??= new FeaturizationBenchmarkSettings();
+        var loadAtStart = ProcessMemory.LoadAverage();
         var paths = CollectImages(folder, settings.Limit);
         if (paths.Count == 0)
             throw new InvalidDataException($"Image folder '{folder}' has no images ({string.Join(", ", ImageFileCheck.Extensions)}).");
@@ -164,11 +179,14 @@ public static class FeaturizationBenchmark
         {
             foreach (var name in new[] { ColdPhase, WarmPhase })
             {
-                phases.Add(Measure(name, paths.Count, log, ref perPhase, () =>
+                var trace = new RssTrace(paths.Count);
+                var phase = Measure(name, paths.Count, log, ref perPhase, () =>
                 {
-                    var result = RunEngine(backbone, paths, Clone(engineOptions, useCache: true, cacheDirectory));
+                    using var engine = new OnnxImageFeaturizer(backbone, Clone(engineOptions, useCache: true, cacheDirectory));
+                    var result = engine.Featurize(paths, trace);
                     return (result.Failed.Count, result.FromCache);
-                }));
+                });
+                phases.Add(phase with { RssTrace = trace.Samples });
             }
         }
         finally
@@ -203,6 +221,8 @@ public static class FeaturizationBenchmark
             PeakPerPhase = perPhase,
             Phases = phases,
             MaxAbsDifference = maxDiff,
+            LoadAverageAtStart = loadAtStart,
+            LoadAverageAtEnd = ProcessMemory.LoadAverage(),
         };
     }
 
@@ -217,6 +237,7 @@ public static class FeaturizationBenchmark
         var engineFeatures = new float[]?[paths.Count];
         var (mlNetTime, engineTime) = (TimeSpan.Zero, TimeSpan.Zero);
         var (mlNetFailed, engineFailed) = (0, 0);
+        var engineTrace = new List<RssSample>();
         log?.Invoke(runMlNet
             ? $"{MlNetPhase} and {EnginePhase}: {paths.Count} images in {rounds} interleaved round(s)…"
             : $"{EnginePhase}: {paths.Count} images…");
@@ -250,6 +271,7 @@ public static class FeaturizationBenchmark
                 engineTime += clock.Elapsed;
                 result.Features.CopyTo(engineFeatures, start);
                 engineFailed += result.Failed.Count;
+                engineTrace.Add(new RssSample(end, ProcessMemory.CurrentRssBytes()));
             }
             if (round % 2 == 0)
             {
@@ -265,7 +287,7 @@ public static class FeaturizationBenchmark
         var peak = ProcessMemory.PeakRssBytes();
         if (runMlNet)
             phases.Add(new BenchmarkPhase(MlNetPhase, paths.Count, mlNetFailed, 0, mlNetTime.TotalSeconds, startRss, peak));
-        phases.Add(new BenchmarkPhase(EnginePhase, paths.Count, engineFailed, 0, engineTime.TotalSeconds, startRss, peak));
+        phases.Add(new BenchmarkPhase(EnginePhase, paths.Count, engineFailed, 0, engineTime.TotalSeconds, startRss, peak) { RssTrace = engineTrace });
         foreach (var phase in phases)
             log?.Invoke($"{phase.Name}: {phase.ImagesPerSecond:0.0} images/s ({phase.Seconds:0.00} s)");
         return (reference, engineFeatures);
@@ -321,10 +343,22 @@ public static class FeaturizationBenchmark
         public void Dispose() => (_model as IDisposable)?.Dispose();
     }
 
-    private static FeaturizationResult RunEngine(Backbone backbone, IReadOnlyList<string> paths, FeaturizerOptions options)
+    /// <summary>Samples resident memory each time another tenth of the images is done.</summary>
+    private sealed class RssTrace(int total) : IProgress<FeaturizationProgress>
     {
-        using var engine = new OnnxImageFeaturizer(backbone, options);
-        return engine.Featurize(paths);
+        private readonly int _step = Math.Max(1, total / 10);
+        private int _next = Math.Max(1, total / 10);
+
+        public List<RssSample> Samples { get; } = [];
+
+        public void Report(FeaturizationProgress value)
+        {
+            if (value.Done < _next && value.Done < value.Total)
+                return;
+            Samples.Add(new RssSample(value.Done, ProcessMemory.CurrentRssBytes()));
+            while (_next <= value.Done)
+                _next += _step;
+        }
     }
 
     private static BenchmarkPhase Measure(string name, int images, Action<string>? log, ref bool perPhase, Func<(int Failed, int FromCache)> run)

@@ -83,6 +83,9 @@ public class FeaturizationCommandsTests
         Assert.That(report.MaxAbsDifference, Is.LessThanOrEqualTo(1e-3));
         Assert.That(report.Ratio, Is.Not.Null.And.GreaterThan(0));
         Assert.That(report.CpuLimitImagesPerSecond, Is.EqualTo(Environment.ProcessorCount * 120 / 4.1).Within(1e-9));
+        Assert.That(report.ColdCache.RssTrace, Is.Not.Empty);
+        Assert.That(report.ColdCache.RssTrace[^1].Done, Is.EqualTo(4));
+        Assert.That(report.Engine.RssTrace.Select(r => r.Done), Is.EqualTo(new[] { 1, 2, 3, 4 }));
         Assert.That(BenchFeaturizeCommand.Render(report), Is.Not.Null);
     }
 }
