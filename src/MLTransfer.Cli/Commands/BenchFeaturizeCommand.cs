@@ -108,7 +108,7 @@ public sealed class BenchFeaturizeCommand : Command<BenchFeaturizeCommand.Settin
         var lines = new List<Spectre.Console.Rendering.IRenderable>
         {
             new Markup($"[bold]{report.Images:N0}[/] images from {Markup.Escape(report.Folder)} at {report.ImageSize} px; " +
-                $"{report.Cores} cores, batch {report.BatchSize}, {report.DecodeThreads} decode thread(s); " +
+                $"{report.Cores} cores, batch {report.BatchSize}, {report.DecodeThreads} decode and {report.InferenceThreads} inference thread(s); " +
                 $"ML.NET and uncached engine interleaved in {report.Rounds} round(s) (their memory columns are shared)"),
             table,
         };

@@ -23,9 +23,16 @@ public class EngineTuningSettings : CommandSettings
     [Description("Threads decoding images while inference runs. Default: one per two cores.")]
     public int? DecodeThreads { get; set; }
 
+    /// <summary>Inference threads.</summary>
+    [CommandOption("--inference-threads <N>")]
+    [Description("Batches run at the same time on the shared session. Default: 2 on two or more cores.")]
+    public int? InferenceThreads { get; set; }
+
     /// <inheritdoc />
     public override ValidationResult Validate()
     {
+        if (InferenceThreads is < 1)
+            return ValidationResult.Error("--inference-threads must be at least 1.");
         if (ImageSize is < 16)
             return ValidationResult.Error("--image-size must be at least 16.");
         if (BatchSize is < 1)
@@ -43,6 +50,8 @@ public class EngineTuningSettings : CommandSettings
             options.BatchSize = batch;
         if (DecodeThreads is { } threads)
             options.DecodeThreads = threads;
+        if (InferenceThreads is { } inference)
+            options.InferenceThreads = inference;
         return options;
     }
 }

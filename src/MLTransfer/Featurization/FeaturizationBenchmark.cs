@@ -76,6 +76,9 @@ public sealed class FeaturizationBenchmarkReport
     /// <summary>Decode threads of the engine.</summary>
     public required int DecodeThreads { get; init; }
 
+    /// <summary>Inference threads of the engine.</summary>
+    public required int InferenceThreads { get; init; }
+
     /// <summary>Rounds the ML.NET and uncached engine phases were interleaved in.</summary>
     public required int Rounds { get; init; }
 
@@ -216,6 +219,7 @@ public static class FeaturizationBenchmark
             BatchSize = engineOptions.BatchSize,
             Rounds = rounds,
             DecodeThreads = engineOptions.EffectiveDecodeThreads,
+            InferenceThreads = engineOptions.EffectiveInferenceThreads,
             CpuLimitImagesPerSecond = Environment.ProcessorCount * settings.GflopsPerCore
                 / (settings.GflopPerImage * Math.Pow(size / (double)backbone.InputSize, 2)),
             PeakPerPhase = perPhase,
@@ -382,6 +386,7 @@ public static class FeaturizationBenchmark
         ImageSize = options.ImageSize,
         BatchSize = options.BatchSize,
         DecodeThreads = options.DecodeThreads,
+        InferenceThreads = options.InferenceThreads,
         IntraOpThreads = options.IntraOpThreads,
         GraphDirectory = options.GraphDirectory,
         MaxPixels = options.MaxPixels,

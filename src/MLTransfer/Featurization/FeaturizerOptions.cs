@@ -24,7 +24,14 @@ public sealed class FeaturizerOptions
     /// </summary>
     public int DecodeThreads { get; set; }
 
-    /// <summary>ONNX Runtime intra-op threads; 0 means one per core. The default value is 0.</summary>
+    /// <summary>
+    /// Threads running inference batches at the same time on the one shared ONNX Runtime session; 0 means two on a machine with
+    /// at least two cores, else one. Independent batches on single-threaded runs avoid the per-layer synchronisation of one
+    /// multi-threaded run. The default value is 0.
+    /// </summary>
+    public int InferenceThreads { get; set; }
+
+    /// <summary>ONNX Runtime intra-op threads of each run; 0 means the cores divided by <see cref="EffectiveInferenceThreads"/>. The default value is 0.</summary>
     public int IntraOpThreads { get; set; }
 
     /// <summary>Folder where fused backbone graphs are kept; null means <c>$TMPDIR/mltransfer/graphs</c>. The default value is null.</summary>
@@ -32,6 +39,9 @@ public sealed class FeaturizerOptions
 
     /// <summary>Largest accepted image in pixels (width × height), checked before decoding. The default value is 64 megapixels.</summary>
     public long MaxPixels { get; set; } = Data.ImageFileCheck.DefaultMaxPixels;
+
+    /// <summary>The number of inference threads <see cref="InferenceThreads"/> resolves to on this machine.</summary>
+    public int EffectiveInferenceThreads => InferenceThreads > 0 ? InferenceThreads : Math.Min(2, Environment.ProcessorCount);
 
     /// <summary>The number of decode threads <see cref="DecodeThreads"/> resolves to on this machine.</summary>
     public int EffectiveDecodeThreads => DecodeThreads > 0 ? DecodeThreads : Math.Max(1, Environment.ProcessorCount / 2);

@@ -9,15 +9,17 @@ using MLTransfer.Export;
 namespace MLTransfer.Featurization;
 
 /// <summary>
-/// Featurises images with one tuned ONNX Runtime session (graph optimisation ALL, one intra-op thread per core,
-/// no spinning) over the fused backbone graph, in batches, while worker threads read, hash, decode and resize the next
-/// images. The pixels are bit-identical to those of ML.NET's image transforms (<see cref="ImagePreprocessor"/>), so
-/// the exported model sees the same features. With the bottleneck cache on, images already featurised under the same
-/// backbone and size are served from disk and the ONNX session is not even created if every image is cached.
+/// Featurises images with one tuned ONNX Runtime session (graph optimisation ALL, no spinning) over the fused backbone
+/// graph, in batches run by <see cref="FeaturizerOptions.InferenceThreads"/> threads at once, while
+/// <see cref="FeaturizerOptions.DecodeThreads"/> worker threads read, hash, decode and resize the next images. The pixels
+/// are bit-identical to those of ML.NET's image transforms (<see cref="ImagePreprocessor"/>), so the exported model sees
+/// the same features. With the bottleneck cache on, images already featurised under the same backbone and size are served
+/// from disk, and the ONNX session is not even created when every image is cached.
 /// </summary>
 /// <remarks>
-/// Memory is bounded: at most <c>2 × BatchSize + DecodeThreads</c> decoded images are alive at any time, whatever the
-/// number of images. Results come back in input order. Unreadable images become <see cref="RejectedImage"/> entries.
+/// Memory is bounded whatever the number of images: at most <c>2 × BatchSize + DecodeThreads</c> decoded images wait
+/// for a batch and <c>InferenceThreads + 1</c> batches exist; only the result (one vector per image) grows. Results come
+/// back in input order. Unreadable images become <see cref="RejectedImage"/> entries, never exceptions.
 /// An instance can be used for one <see cref="Featurize"/> call at a time.
 /// </remarks>
 public sealed class OnnxImageFeaturizer : IImageFeaturizer
@@ -36,6 +38,7 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
         _options = options ?? new FeaturizerOptions();
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.BatchSize, 1, nameof(options));
         ArgumentOutOfRangeException.ThrowIfNegative(_options.DecodeThreads, nameof(options));
+        ArgumentOutOfRangeException.ThrowIfNegative(_options.InferenceThreads, nameof(options));
         Backbone = backbone;
         ImageSize = _options.ImageSize ?? backbone.InputSize;
         FeatureSize = backbone.FeatureSize;
@@ -63,7 +66,9 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
 
     private InferenceSession CreateSession()
     {
-        using var options = CreateSessionOptions(_options.IntraOpThreads);
+        using var options = CreateSessionOptions(_options.IntraOpThreads > 0
+            ? _options.IntraOpThreads
+            : Math.Max(1, Environment.ProcessorCount / _options.EffectiveInferenceThreads));
         try
         {
             return new InferenceSession(GraphPath, options);
@@ -114,85 +119,84 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
 
         var batchSize = _options.BatchSize;
         var plane = ImagePreprocessor.PixelCount(ImageSize);
-        var threads = Math.Min(_options.EffectiveDecodeThreads, count);
+        var decodeThreads = Math.Min(_options.EffectiveDecodeThreads, count);
+        var streams = Math.Clamp(_options.EffectiveInferenceThreads, 1, (count + batchSize - 1) / batchSize);
         var context = _cache is null ? null : _cacheContext.Value;
-        var buffers = new ConcurrentBag<float[]>();
+        var pixelBuffers = new ConcurrentBag<float[]>();
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var queue = new BlockingCollection<WorkItem>(boundedCapacity: Math.Max(2, batchSize * 2));
-
-        var next = -1;
-        Exception? workerError = null;
-        var workers = new Task[threads];
-        for (var t = 0; t < threads; t++)
+        using var decoded = new BlockingCollection<WorkItem>(boundedCapacity: Math.Max(2, batchSize * 2));
+        using var full = new BlockingCollection<Batch>(boundedCapacity: streams);
+        using var free = new BlockingCollection<Batch>();
+        for (var i = 0; i <= streams; i++)
+            free.Add(new Batch(batchSize, plane));
+        Exception? failure = null;
+        void Fail(Exception e)
         {
-            workers[t] = Task.Factory.StartNew(() =>
-            {
-                try
-                {
-                    int index;
-                    while ((index = Interlocked.Increment(ref next)) < count)
-                    {
-                        linked.Token.ThrowIfCancellationRequested();
-                        queue.Add(Prepare(index, imagePaths[index], context, plane, buffers), linked.Token);
-                    }
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    Interlocked.CompareExchange(ref workerError, e, null);
-                    linked.Cancel();
-                }
-            }, linked.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            Interlocked.CompareExchange(ref failure, e, null);
+            linked.Cancel();
         }
-        var producers = Task.WhenAll(workers).ContinueWith(_ => queue.CompleteAdding(), TaskScheduler.Default);
+        var reporter = new ProgressCounter(count, progress);
 
-        var fromCache = 0;
-        var done = 0;
-        var batchInput = new float[batchSize * plane];
-        var batchIndices = new int[batchSize];
-        var batchHashes = new byte[]?[batchSize];
-        var filled = 0;
+        // Decode workers: read, hash, look up the cache, decode; in any order, each item carries its index.
+        var next = -1;
+        var decoders = StartThreads(decodeThreads, () =>
+        {
+            int index;
+            while ((index = Interlocked.Increment(ref next)) < count)
+            {
+                linked.Token.ThrowIfCancellationRequested();
+                decoded.Add(Prepare(index, imagePaths[index], context, plane, pixelBuffers), linked.Token);
+            }
+        }, Fail);
+        var decodingDone = Task.WhenAll(decoders).ContinueWith(_ => decoded.CompleteAdding(), TaskScheduler.Default);
+
+        // Inference threads: each runs whole batches on the shared session (ONNX Runtime sessions are thread-safe).
+        var inferers = StartThreads(streams, () =>
+        {
+            foreach (var batch in full.GetConsumingEnumerable(linked.Token))
+            {
+                RunBatch(batch, features, context);
+                reporter.Add(batch.Count, 0);
+                batch.Count = 0;
+                free.Add(batch, linked.Token);
+            }
+        }, Fail);
+
+        // This thread assembles batches and records cache hits and failures.
         try
         {
-            foreach (var item in queue.GetConsumingEnumerable(linked.Token))
+            var current = free.Take(linked.Token);
+            foreach (var item in decoded.GetConsumingEnumerable(linked.Token))
             {
                 if (item.Pixels is not null)
                 {
-                    item.Pixels.AsSpan(0, plane).CopyTo(batchInput.AsSpan(filled * plane, plane));
-                    buffers.Add(item.Pixels);
-                    batchIndices[filled] = item.Index;
-                    batchHashes[filled] = item.Hash;
-                    if (++filled == batchSize)
+                    current.Add(item, plane);
+                    pixelBuffers.Add(item.Pixels);
+                    if (current.Count == batchSize)
                     {
-                        RunBatch(batchInput, filled, batchIndices, batchHashes, features, context);
-                        done += filled;
-                        filled = 0;
+                        full.Add(current, linked.Token);
+                        current = free.Take(linked.Token);
                     }
-                    else
-                        continue;
                 }
                 else if (item.Features is not null)
                 {
                     features[item.Index] = item.Features;
-                    fromCache++;
-                    done++;
+                    reporter.Add(1, 1);
                 }
                 else
                 {
                     failures[item.Index] = new RejectedImage(imagePaths[item.Index], item.Problem ?? "unknown error");
-                    done++;
+                    reporter.Add(1, 0);
                 }
-                progress?.Report(new FeaturizationProgress(done, count, fromCache));
             }
-            if (filled > 0)
-            {
-                RunBatch(batchInput, filled, batchIndices, batchHashes, features, context);
-                done += filled;
-                progress?.Report(new FeaturizationProgress(done, count, fromCache));
-            }
+            if (current.Count > 0)
+                full.Add(current, linked.Token);
+            full.CompleteAdding();
+            Task.WaitAll(inferers, CancellationToken.None);
         }
-        catch (OperationCanceledException) when (workerError is not null && !cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (failure is not null && !cancellationToken.IsCancellationRequested)
         {
-            throw new InvalidOperationException($"A decode worker failed: {workerError.Message}", workerError);
+            // A background thread failed; its error is thrown below.
         }
         catch
         {
@@ -201,19 +205,51 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
         }
         finally
         {
-            try
-            {
-                producers.Wait(CancellationToken.None);
-            }
-            catch (AggregateException) when (linked.IsCancellationRequested)
-            {
-                // Workers stopped because the run was cancelled or the consumer failed; that error wins.
-            }
+            if (!full.IsAddingCompleted)
+                full.CompleteAdding();
+            WaitQuietly(inferers);
+            WaitQuietly([decodingDone]);
         }
         cancellationToken.ThrowIfCancellationRequested();
-        if (workerError is not null)
-            throw new InvalidOperationException($"A decode worker failed: {workerError.Message}", workerError);
-        return new FeaturizationResult(features, failures.Where(f => f is not null).Select(f => f!).ToList(), fromCache);
+        if (failure is not null)
+            throw new InvalidOperationException($"Featurisation failed: {failure.Message}", failure);
+        return new FeaturizationResult(features, failures.Where(f => f is not null).Select(f => f!).ToList(), reporter.FromCache);
+    }
+
+    private static Task[] StartThreads(int count, Action body, Action<Exception> fail)
+    {
+        var tasks = new Task[count];
+        for (var t = 0; t < count; t++)
+        {
+            tasks[t] = Task.Factory.StartNew(() =>
+            {
+                try
+                {
+                    body();
+                }
+                catch (OperationCanceledException)
+                {
+                    // Stopped by cancellation or by another thread's failure.
+                }
+                catch (Exception e)
+                {
+                    fail(e);
+                }
+            }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }
+        return tasks;
+    }
+
+    private static void WaitQuietly(Task[] tasks)
+    {
+        try
+        {
+            Task.WaitAll(tasks, CancellationToken.None);
+        }
+        catch (AggregateException)
+        {
+            // Failures were recorded by the threads themselves.
+        }
     }
 
     private WorkItem Prepare(int index, string path, string? context, int plane, ConcurrentBag<float[]> buffers)
@@ -257,20 +293,20 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
         return new WorkItem(index, pixels, null, hash, null);
     }
 
-    private void RunBatch(float[] input, int filled, int[] indices, byte[]?[] hashes, float[]?[] features, string? context)
+    private void RunBatch(Batch batch, float[]?[] features, string? context)
     {
         var session = _session.Value;
-        var shape = new long[] { filled, 3, ImageSize, ImageSize };
-        var memory = new Memory<float>(input, 0, filled * ImagePreprocessor.PixelCount(ImageSize));
+        var shape = new long[] { batch.Count, 3, ImageSize, ImageSize };
+        var memory = new Memory<float>(batch.Input, 0, batch.Count * ImagePreprocessor.PixelCount(ImageSize));
         using var inputValue = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, memory, shape);
         using var runOptions = new RunOptions();
         using var outputs = session.Run(runOptions, [FeaturizerGraph.InputName], [inputValue], [FeaturizerGraph.OutputName]);
         var output = outputs[0].GetTensorDataAsSpan<float>();
-        for (var b = 0; b < filled; b++)
+        for (var b = 0; b < batch.Count; b++)
         {
             var vector = output.Slice(b * FeatureSize, FeatureSize).ToArray();
-            features[indices[b]] = vector;
-            if (_cache is not null && context is not null && hashes[b] is { } hash)
+            features[batch.Indices[b]] = vector;
+            if (_cache is not null && context is not null && batch.Hashes[b] is { } hash)
             {
                 try
                 {
@@ -281,7 +317,7 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
                     // A cache that cannot be written (full disk, read-only folder) only costs speed on the next run.
                 }
             }
-            hashes[b] = null;
+            batch.Hashes[b] = null;
         }
     }
 
@@ -290,6 +326,50 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
     {
         if (_session.IsValueCreated)
             _session.Value.Dispose();
+    }
+
+    /// <summary>A batch being filled or run: the pixels of up to BatchSize images, their indices and content hashes.</summary>
+    private sealed class Batch(int capacity, int plane)
+    {
+        public float[] Input { get; } = new float[capacity * plane];
+        public int[] Indices { get; } = new int[capacity];
+        public byte[]?[] Hashes { get; } = new byte[]?[capacity];
+        public int Count { get; set; }
+
+        public void Add(WorkItem item, int plane)
+        {
+            item.Pixels.AsSpan(0, plane).CopyTo(Input.AsSpan(Count * plane, plane));
+            Indices[Count] = item.Index;
+            Hashes[Count] = item.Hash;
+            Count++;
+        }
+    }
+
+    /// <summary>Counts finished images and reports progress from any thread, one report at a time, never going back.</summary>
+    private sealed class ProgressCounter(int total, IProgress<FeaturizationProgress>? progress)
+    {
+        private readonly Lock _lock = new();
+        private int _done;
+        private int _fromCache;
+
+        public int FromCache
+        {
+            get
+            {
+                lock (_lock)
+                    return _fromCache;
+            }
+        }
+
+        public void Add(int done, int fromCache)
+        {
+            lock (_lock)
+            {
+                _done += done;
+                _fromCache += fromCache;
+                progress?.Report(new FeaturizationProgress(_done, total, _fromCache));
+            }
+        }
     }
 
     private readonly record struct WorkItem(int Index, float[]? Pixels, float[]? Features, byte[]? Hash, string? Problem)

@@ -12,12 +12,13 @@ internal static class FeaturizationTestSupport
     public const int Size = 64;
 
     public static OnnxImageFeaturizer Engine(string? cacheDirectory, int decodeThreads = 1, int batchSize = 4, int size = Size,
-        long cacheMaxBytes = BottleneckCache.DefaultMaxBytes) =>
+        long cacheMaxBytes = BottleneckCache.DefaultMaxBytes, int inferenceThreads = 1) =>
         new(Backbone.ResNet18(), new FeaturizerOptions
         {
             ImageSize = size,
             BatchSize = batchSize,
             DecodeThreads = decodeThreads,
+            InferenceThreads = inferenceThreads,
             GraphDirectory = Graphs.Value,
             UseCache = cacheDirectory is not null,
             CacheDirectory = cacheDirectory,

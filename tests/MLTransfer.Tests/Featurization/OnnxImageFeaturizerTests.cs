@@ -7,8 +7,10 @@ namespace MLTransfer.Tests.Featurization;
 
 public class OnnxImageFeaturizerTests
 {
-    [Test]
-    public void Should_preserve_order_with_several_decode_threads()
+    [TestCase(3, 1)]
+    [TestCase(3, 2)]
+    [TestCase(1, 3)]
+    public void Should_preserve_order_with_several_decode_and_inference_threads(int decodeThreads, int inferenceThreads)
     {
         var distinct = TestData.SampleSubset(2, "0", "3", "5", "8").Select(e => e.ImagePath)
             .Concat(new[] { "banana.jpg", "hotdog.jpg", "tomato.bmp", "tomato_indexedpixelformat.gif" }.Select(f => Path.Combine(TestData.SharedImages, f)))
@@ -18,7 +20,7 @@ public class OnnxImageFeaturizerTests
         // Big and small images interleaved, repeated, so that workers finish out of order.
         var paths = Enumerable.Range(0, 3).SelectMany(r => r % 2 == 0 ? distinct : Enumerable.Reverse(distinct)).ToList();
 
-        using var engine = Engine(cacheDirectory: null, decodeThreads: 3, batchSize: 5);
+        using var engine = Engine(cacheDirectory: null, decodeThreads: decodeThreads, batchSize: 5, inferenceThreads: inferenceThreads);
         var result = engine.Featurize(paths);
 
         Assert.That(result.Failed, Is.Empty);
@@ -35,7 +37,7 @@ public class OnnxImageFeaturizerTests
         var good = TestData.SampleSubset(2, "1", "2").Select(e => e.ImagePath).ToList();
         var paths = new List<string> { good[0], empty, good[1], text, truncated, good[2], missing, good[3] };
 
-        using var engine = Engine(TestData.TempFolder(), decodeThreads: 2, batchSize: 3);
+        using var engine = Engine(TestData.TempFolder(), decodeThreads: 2, batchSize: 3, inferenceThreads: 2);
         var progress = new Recorder();
         var result = engine.Featurize(paths, progress);
 
@@ -65,7 +67,7 @@ public class OnnxImageFeaturizerTests
     public void Should_stop_when_cancelled()
     {
         var paths = Enumerable.Repeat(TestData.SampleImage("4"), 40).ToList();
-        using var engine = Engine(cacheDirectory: null, batchSize: 2);
+        using var engine = Engine(cacheDirectory: null, batchSize: 2, inferenceThreads: 2);
         using var cancel = new CancellationTokenSource();
         var progress = new ActionProgress(p =>
         {
