@@ -100,10 +100,11 @@ public sealed class BenchFeaturizeCommand : Command<BenchFeaturizeCommand.Settin
         ArgumentNullException.ThrowIfNull(report);
         var table = new Table().Border(TableBorder.Rounded)
             .AddColumn("phase").AddColumn(new TableColumn("images/s").RightAligned()).AddColumn(new TableColumn("seconds").RightAligned())
+            .AddColumn(new TableColumn("CPU ms/image").RightAligned())
             .AddColumn(new TableColumn("cached").RightAligned()).AddColumn(new TableColumn("failed").RightAligned())
             .AddColumn(new TableColumn("RSS at start").RightAligned()).AddColumn(new TableColumn(report.PeakPerPhase ? "peak RSS" : "peak RSS (process)").RightAligned());
         foreach (var p in report.Phases)
-            table.AddRow(Markup.Escape(p.Name), $"{p.ImagesPerSecond:0.0}", $"{p.Seconds:0.00}", $"{p.FromCache:N0}", $"{p.Failed:N0}",
+            table.AddRow(Markup.Escape(p.Name), $"{p.ImagesPerSecond:0.0}", $"{p.Seconds:0.00}", $"{p.CpuMillisecondsPerImage:0.0}", $"{p.FromCache:N0}", $"{p.Failed:N0}",
                 Mib(p.StartRssBytes), Mib(p.PeakRssBytes));
         var lines = new List<Spectre.Console.Rendering.IRenderable>
         {
@@ -114,7 +115,10 @@ public sealed class BenchFeaturizeCommand : Command<BenchFeaturizeCommand.Settin
         };
         if (report.Ratio is { } ratio)
             lines.Add(new Markup($"engine / ML.NET: [bold]{ratio:0.00}×[/]   (max |Δ feature| {report.MaxAbsDifference:0.###e+0})"));
-        lines.Add(new Markup($"engine at [bold]{report.ShareOfCpuLimit:P0}[/] of the CPU limit ({report.CpuLimitImagesPerSecond:0.0} images/s)"));
+        lines.Add(new Markup($"engine at [bold]{report.ShareOfCpuLimit:P0}[/] of the CPU limit ({report.CpuLimitImagesPerSecond:0.0} images/s); " +
+            $"from CPU time, {report.Cores} dedicated cores would give {report.CpuBoundImagesPerSecond:0.0} images/s ({report.CpuBoundImagesPerSecond / report.CpuLimitImagesPerSecond:P0})"));
+        if (report.CpuRatio is { } cpuRatio)
+            lines.Add(new Markup($"CPU time per image, ML.NET / engine: [bold]{cpuRatio:0.00}×[/]"));
         if (report.ColdCache.RssTrace.Count > 0)
             lines.Add(new Markup("RSS during the cold-cache run (images done: RSS): " +
                 string.Join(" · ", report.ColdCache.RssTrace.Select(r => $"{r.Done:N0}: {Mib(r.RssBytes)}"))));

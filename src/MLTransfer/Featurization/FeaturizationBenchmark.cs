@@ -48,6 +48,12 @@ public sealed record BenchmarkPhase(string Name, int Images, int Failed, int Fro
 
     /// <summary>Images per second.</summary>
     public double ImagesPerSecond => Seconds > 0 ? Images / Seconds : 0;
+
+    /// <summary>CPU time (all threads, user + system) the process spent in the phase, in seconds.</summary>
+    public double CpuSeconds { get; init; }
+
+    /// <summary>CPU milliseconds per image: unlike wall-clock rates, barely affected by other processes on a shared machine.</summary>
+    public double CpuMillisecondsPerImage => Images > 0 ? 1000 * CpuSeconds / Images : 0;
 }
 
 /// <summary>Resident memory after some images of a phase were done.</summary>
@@ -111,6 +117,12 @@ public sealed class FeaturizationBenchmarkReport
 
     /// <summary>Engine images/s divided by ML.NET images/s; null without the ML.NET phase.</summary>
     public double? Ratio => MlNet is { } m && m.ImagesPerSecond > 0 ? Engine.ImagesPerSecond / m.ImagesPerSecond : null;
+
+    /// <summary>Engine images/s on <see cref="Cores"/> dedicated cores, estimated from its CPU time per image (not from wall-clock time).</summary>
+    public double CpuBoundImagesPerSecond => Engine.CpuMillisecondsPerImage > 0 ? Cores * 1000 / Engine.CpuMillisecondsPerImage : 0;
+
+    /// <summary>ML.NET CPU time per image divided by the engine's; null without the ML.NET phase.</summary>
+    public double? CpuRatio => MlNet is { } m && Engine.CpuMillisecondsPerImage > 0 ? m.CpuMillisecondsPerImage / Engine.CpuMillisecondsPerImage : null;
 
     /// <summary>Engine images/s as a share of <see cref="CpuLimitImagesPerSecond"/>.</summary>
     public double ShareOfCpuLimit => Engine.ImagesPerSecond / CpuLimitImagesPerSecond;
@@ -240,18 +252,18 @@ public static class FeaturizationBenchmark
         var reference = runMlNet ? new float[]?[paths.Count] : null;
         var engineFeatures = new float[]?[paths.Count];
         var (mlNetTime, engineTime) = (TimeSpan.Zero, TimeSpan.Zero);
+        var (mlNetCpu, engineCpu) = (TimeSpan.Zero, TimeSpan.Zero);
         var (mlNetFailed, engineFailed) = (0, 0);
         var engineTrace = new List<RssSample>();
         log?.Invoke(runMlNet
             ? $"{MlNetPhase} and {EnginePhase}: {paths.Count} images in {rounds} interleaved round(s)…"
             : $"{EnginePhase}: {paths.Count} images…");
 
-        var clock = Stopwatch.StartNew();
+        var clock = new PhaseClock();
         using var mlNet = runMlNet ? new MlNetReference() : null;
-        mlNetTime += clock.Elapsed;
-        clock.Restart();
+        clock.AddTo(ref mlNetTime, ref mlNetCpu);
         using var engine = new OnnxImageFeaturizer(backbone, Clone(engineOptions, useCache: false, cacheDirectory: null));
-        engineTime += clock.Elapsed;
+        clock.AddTo(ref engineTime, ref engineCpu);
 
         for (var round = 0; round < rounds; round++)
         {
@@ -264,7 +276,7 @@ public static class FeaturizationBenchmark
                     return;
                 clock.Restart();
                 var features = mlNet.Featurize(chunk);
-                mlNetTime += clock.Elapsed;
+                clock.AddTo(ref mlNetTime, ref mlNetCpu);
                 features.CopyTo(reference!, start);
                 mlNetFailed += features.Count(f => f is null);
             }
@@ -272,7 +284,7 @@ public static class FeaturizationBenchmark
             {
                 clock.Restart();
                 var result = engine.Featurize(chunk);
-                engineTime += clock.Elapsed;
+                clock.AddTo(ref engineTime, ref engineCpu);
                 result.Features.CopyTo(engineFeatures, start);
                 engineFailed += result.Failed.Count;
                 engineTrace.Add(new RssSample(end, ProcessMemory.CurrentRssBytes()));
@@ -290,8 +302,12 @@ public static class FeaturizationBenchmark
         }
         var peak = ProcessMemory.PeakRssBytes();
         if (runMlNet)
-            phases.Add(new BenchmarkPhase(MlNetPhase, paths.Count, mlNetFailed, 0, mlNetTime.TotalSeconds, startRss, peak));
-        phases.Add(new BenchmarkPhase(EnginePhase, paths.Count, engineFailed, 0, engineTime.TotalSeconds, startRss, peak) { RssTrace = engineTrace });
+            phases.Add(new BenchmarkPhase(MlNetPhase, paths.Count, mlNetFailed, 0, mlNetTime.TotalSeconds, startRss, peak) { CpuSeconds = mlNetCpu.TotalSeconds });
+        phases.Add(new BenchmarkPhase(EnginePhase, paths.Count, engineFailed, 0, engineTime.TotalSeconds, startRss, peak)
+        {
+            RssTrace = engineTrace,
+            CpuSeconds = engineCpu.TotalSeconds,
+        });
         foreach (var phase in phases)
             log?.Invoke($"{phase.Name}: {phase.ImagesPerSecond:0.0} images/s ({phase.Seconds:0.00} s)");
         return (reference, engineFeatures);
@@ -347,6 +363,33 @@ public static class FeaturizationBenchmark
         public void Dispose() => (_model as IDisposable)?.Dispose();
     }
 
+    /// <summary>Wall-clock and process CPU time since the last restart.</summary>
+    private sealed class PhaseClock
+    {
+        private readonly Stopwatch _wall = Stopwatch.StartNew();
+        private TimeSpan _cpuStart = Cpu();
+
+        public void Restart()
+        {
+            _cpuStart = Cpu();
+            _wall.Restart();
+        }
+
+        /// <summary>Adds the time since the last restart to the totals, then restarts.</summary>
+        public void AddTo(ref TimeSpan wall, ref TimeSpan cpu)
+        {
+            wall += _wall.Elapsed;
+            cpu += Cpu() - _cpuStart;
+            Restart();
+        }
+
+        private static TimeSpan Cpu()
+        {
+            using var process = Process.GetCurrentProcess();
+            return process.TotalProcessorTime;
+        }
+    }
+
     /// <summary>Samples resident memory each time another tenth of the images is done.</summary>
     private sealed class RssTrace(int total) : IProgress<FeaturizationProgress>
     {
@@ -373,10 +416,14 @@ public static class FeaturizationBenchmark
         perPhase &= ProcessMemory.TryResetPeak();
         var startRss = ProcessMemory.CurrentRssBytes();
         log?.Invoke($"{name}: {images} images…");
-        var clock = Stopwatch.StartNew();
+        var clock = new PhaseClock();
         var (failed, fromCache) = run();
-        clock.Stop();
-        var phase = new BenchmarkPhase(name, images, failed, fromCache, clock.Elapsed.TotalSeconds, startRss, ProcessMemory.PeakRssBytes());
+        var (wall, cpu) = (TimeSpan.Zero, TimeSpan.Zero);
+        clock.AddTo(ref wall, ref cpu);
+        var phase = new BenchmarkPhase(name, images, failed, fromCache, wall.TotalSeconds, startRss, ProcessMemory.PeakRssBytes())
+        {
+            CpuSeconds = cpu.TotalSeconds,
+        };
         log?.Invoke($"{name}: {phase.ImagesPerSecond:0.0} images/s ({phase.Seconds:0.00} s)");
         return phase;
     }
