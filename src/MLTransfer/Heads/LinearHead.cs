@@ -105,7 +105,7 @@ public sealed class LinearHead
     private IDataView LabelSchemaView(MLContext mlContext, string featureColumn, string labelColumn)
     {
         var builder = new DataViewSchema.Builder();
-        builder.AddColumn(featureColumn, new VectorDataViewType(NumberDataViewType.Single, FeatureSize));
+        builder.AddColumn(featureColumn, Export.ImagePipeline.FeatureType(FeatureSize));
         builder.AddColumn(labelColumn, TextDataViewType.Instance);
         var rows = Classes.Select(c => (new float[FeatureSize], c)).ToList();
         var view = new InMemoryRows(builder.ToSchema(), rows);

@@ -9,7 +9,7 @@ public class LinearHeadTests
 {
     private sealed class FeatureRow
     {
-        [VectorType(4)]
+        [VectorType(1, 4)]
         public float[] Features { get; set; } = [];
     }
 
