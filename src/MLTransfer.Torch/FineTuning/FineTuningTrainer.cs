@@ -1,0 +1,383 @@
+using System.Diagnostics;
+using System.Globalization;
+using MLTransfer.Torch.Onnx;
+using Onnx;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace MLTransfer.Torch.FineTuning;
+
+/// <summary>An image file and its class label.</summary>
+/// <param name="ImagePath">The image file.</param>
+/// <param name="Label">The class label.</param>
+public sealed record LabeledImage(string ImagePath, string Label);
+
+/// <summary>
+/// Fine-tunes a pretrained image backbone (by default ResNet18, shipped by the Microsoft.ML.DnnImageFeaturizer.ResNet18
+/// package) together with a new linear head, with TorchSharp on the CPU. See <see cref="FineTuningOptions"/> for the
+/// recipe: gradual unfreezing and discriminative learning rates (Howard &amp; Ruder 2018, "Universal Language Model
+/// Fine-tuning for Text Classification"), one-cycle or cosine schedules (Smith 2018), augmentation, label smoothing,
+/// early stopping, checkpoints and resuming, and training only the top blocks on cached lower-block outputs.
+/// </summary>
+public sealed class FineTuningTrainer
+{
+    private readonly FineTuningOptions _options;
+    private readonly Func<int, ModelProto> _backbone;
+    private readonly string? _inputName;
+    private readonly string? _outputName;
+    private readonly int _featureCount;
+
+    /// <summary>Creates a trainer that fine-tunes ResNet18.</summary>
+    /// <param name="options">The options; null uses the defaults.</param>
+    public FineTuningTrainer(FineTuningOptions? options = null)
+        : this(options ?? new FineTuningOptions(), ResNet18PixelGraph.Build, ResNet18PixelGraph.InputName, ResNet18PixelGraph.OutputName, ResNet18PixelGraph.FeatureCount)
+    {
+    }
+
+    /// <summary>Creates a trainer for any backbone graph taking RGB planar pixels in 0–255 and returning [N, featureCount] features.</summary>
+    /// <param name="options">The options.</param>
+    /// <param name="backbone">Builds the backbone graph for a given image size.</param>
+    /// <param name="inputName">The graph's pixel input; null for its first input.</param>
+    /// <param name="outputName">The graph's features output; null for its first output.</param>
+    /// <param name="featureCount">The number of features.</param>
+    public FineTuningTrainer(FineTuningOptions options, Func<int, ModelProto> backbone, string? inputName, string? outputName, int featureCount)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(backbone);
+        options.Validate();
+        _options = options;
+        _backbone = backbone;
+        _inputName = inputName;
+        _outputName = outputName;
+        _featureCount = featureCount;
+    }
+
+    /// <summary>Fine-tunes on <paramref name="images"/> (class labels are sorted ordinally to fix their order).</summary>
+    /// <param name="images">The labelled training images (the validation split is taken from them).</param>
+    /// <param name="cancellationToken">Stops training between batches.</param>
+    /// <returns>The fine-tuned model (weights of the best validation epoch when there is a validation split).</returns>
+    public FineTunedModel Fit(IReadOnlyList<LabeledImage> images, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        string[] classNames = images.Select(i => i.Label).Distinct().Order(StringComparer.Ordinal).ToArray();
+        if (classNames.Length < 2)
+        {
+            throw new ArgumentException("Fine-tuning needs images of at least two classes.", nameof(images));
+        }
+
+        var index = classNames.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i, StringComparer.Ordinal);
+        float[][] pixels = ImagePixelReader.Read(images.Select(i => i.ImagePath).ToArray(), _options.ImageSize);
+        return Fit(pixels, images.Select(i => index[i.Label]).ToArray(), classNames, cancellationToken);
+    }
+
+    /// <summary>Fine-tunes on decoded images (RGB planar floats in 0–255 at <see cref="FineTuningOptions.ImageSize"/>).</summary>
+    internal FineTunedModel Fit(float[][] pixels, int[] labels, string[] classNames, CancellationToken cancellationToken)
+    {
+        var o = _options;
+        torch.set_num_threads(o.Threads ?? Environment.ProcessorCount);
+        torch.manual_seed(o.Seed);
+        var (trainIndices, validationIndices) = StratifiedSplit(labels, classNames.Length, o.ValidationFraction, new Random(o.Seed));
+
+        var backbone = OnnxModuleImporter.Import(_backbone(o.ImageSize), _inputName, _outputName);
+        var network = new FineTuningNetwork(backbone, _featureCount, classNames.Length);
+        try
+        {
+            backbone.FreezeBatchNormStatistics = o.BatchNormMode == BatchNormMode.Frozen;
+
+            // Inputs of the trained part: pixels, or the frozen lower blocks' outputs computed once.
+            IReadOnlyList<float[]> inputs = pixels;
+            long[] sampleShape = [3, o.ImageSize, o.ImageSize];
+            int firstTrainedBlock = 0;
+            if (o.TrainTopBlocksOnly)
+            {
+                int blocks = network.Blocks.Count;
+                firstTrainedBlock = Math.Max(1, blocks - o.TopBlocks);
+                string cut = network.BlockOutputs[firstTrainedBlock - 1];
+                (inputs, sampleShape) = CacheBlockOutputs(backbone, pixels, cut, o.BatchSize);
+                network.InputValue = cut;
+            }
+
+            var optimizer = CreateOptimizer(network, o);
+            string runKey = string.Join(
+                ";",
+                string.Join("|", classNames),
+                o.ImageSize.ToString(CultureInfo.InvariantCulture),
+                o.Seed.ToString(CultureInfo.InvariantCulture),
+                trainIndices.Length.ToString(CultureInfo.InvariantCulture),
+                validationIndices.Length.ToString(CultureInfo.InvariantCulture),
+                o.TrainTopBlocksOnly ? "top" + o.TopBlocks.ToString(CultureInfo.InvariantCulture) : "all",
+                o.Optimizer.ToString());
+
+            var state = new FineTuningCheckpointState { RunKey = runKey };
+            Dictionary<string, Tensor>? best = null;
+            if (o.Resume && File.Exists(FineTuningCheckpoint.PathIn(o.CheckpointDirectory!)))
+            {
+                var (saved, savedNetwork, savedBest) = FineTuningCheckpoint.Load(o.CheckpointDirectory!, optimizer);
+                if (saved.RunKey != runKey)
+                {
+                    throw new InvalidOperationException($"The checkpoint in {o.CheckpointDirectory} belongs to another run ({saved.RunKey}), not to {runKey}.");
+                }
+
+                network.LoadStateTensors(savedNetwork);
+                DisposeAll(savedNetwork);
+                state = saved;
+                best = savedBest.Count > 0 ? savedBest : null;
+            }
+
+            var augmenter = new ImageAugmenter(o.ImageSize, o.RandomResizedCropMinScale, o.RandomResizedCropMaxScale, o.HorizontalFlip, o.ColorJitter);
+            bool augment = !o.TrainTopBlocksOnly && !augmenter.IsIdentity;
+            var clock = Stopwatch.StartNew();
+            for (int epoch = state.CompletedEpochs; epoch < o.Epochs && !state.Stopped; epoch++)
+            {
+                var epochClock = Stopwatch.StartNew();
+                FineTuningPhase phase = epoch < o.UnfreezeAfterEpochs ? FineTuningPhase.HeadOnly
+                    : o.TrainTopBlocksOnly ? FineTuningPhase.TopBlocks : FineTuningPhase.WholeNetwork;
+                int phaseStart = phase == FineTuningPhase.HeadOnly ? 0 : Math.Min(o.UnfreezeAfterEpochs, o.Epochs);
+                int phaseEpochs = phase == FineTuningPhase.HeadOnly ? Math.Min(o.UnfreezeAfterEpochs, o.Epochs) : o.Epochs - phaseStart;
+                ConfigurePhase(network, phase, firstTrainedBlock);
+
+                torch.manual_seed(o.Seed + 1 + epoch);
+                var random = new Random(unchecked((o.Seed * 1_000_003) + (epoch * 7_919) + 17));
+                int[] order = Shuffle(trainIndices, random);
+                if (order.Length % o.BatchSize == 1 && order.Length > 1)
+                {
+                    order = order[..^1]; // a batch of one cannot train BatchNorm
+                }
+
+                int stepsPerEpoch = (order.Length + o.BatchSize - 1) / o.BatchSize;
+                long phaseSteps = (long)stepsPerEpoch * phaseEpochs;
+                long warmupSteps = (long)Math.Round(o.WarmupEpochs * stepsPerEpoch);
+                long step = (long)(epoch - phaseStart) * stepsPerEpoch;
+                double lossSum = 0, headLearningRate = 0;
+                long correct = 0, seen = 0;
+
+                using (var producer = new BatchProducer(inputs, labels, order, o.BatchSize, augment ? augmenter : null, random))
+                {
+                    foreach (var batch in producer.Batches())
+                    {
+                        cancellationToken.ThrowIfCancellationRequested();
+                        headLearningRate = o.LearningRate * LearningRateSchedules.Multiplier(o.Schedule, step++, phaseSteps, warmupSteps);
+                        SetLearningRates(optimizer, headLearningRate, o.LayerLearningRateDecay);
+                        using var scope = torch.NewDisposeScope();
+                        var x = torch.tensor(batch.Images, [batch.Count, .. sampleShape]);
+                        var y = torch.tensor(batch.Labels);
+                        var logits = network.forward(x);
+                        var loss = F.cross_entropy(logits, y, label_smoothing: o.LabelSmoothing);
+                        optimizer.zero_grad();
+                        loss.backward();
+                        optimizer.step();
+                        lossSum += loss.item<float>() * batch.Count;
+                        correct += logits.argmax(1).eq(y).sum().item<long>();
+                        seen += batch.Count;
+                    }
+                }
+
+                double trainSeconds = epochClock.Elapsed.TotalSeconds;
+                double? validationLoss = null, validationAccuracy = null;
+                if (validationIndices.Length > 0)
+                {
+                    (validationLoss, validationAccuracy) = Evaluate(network, inputs, labels, validationIndices, sampleShape, o.BatchSize);
+                }
+
+                bool isBest = validationAccuracy is null || validationAccuracy > state.BestAccuracy;
+                if (validationAccuracy is { } accuracy)
+                {
+                    if (isBest)
+                    {
+                        state.BestAccuracy = accuracy;
+                        state.EpochsWithoutImprovement = 0;
+                        DisposeAll(best);
+                        best = network.StateTensors().ToDictionary(p => p.Name, p => p.Tensor.detach().clone().DetachFromDisposeScope(), StringComparer.Ordinal);
+                    }
+                    else if (phase != FineTuningPhase.HeadOnly)
+                    {
+                        state.EpochsWithoutImprovement++;
+                    }
+
+                    state.Stopped = o.EarlyStoppingPatience > 0 && state.EpochsWithoutImprovement >= o.EarlyStoppingPatience;
+                }
+
+                var metrics = new FineTuningEpochMetrics(
+                    epoch + 1,
+                    o.Epochs,
+                    phase,
+                    seen > 0 ? lossSum / seen : double.NaN,
+                    seen > 0 ? (double)correct / seen : double.NaN,
+                    validationLoss,
+                    validationAccuracy,
+                    headLearningRate,
+                    seen / Math.Max(trainSeconds, 1e-9),
+                    clock.Elapsed,
+                    state.Stopped ? TimeSpan.Zero : epochClock.Elapsed * (o.Epochs - epoch - 1),
+                    isBest);
+                state.History.Add(metrics);
+                state.CompletedEpochs = epoch + 1;
+                if (o.CheckpointDirectory is not null)
+                {
+                    FineTuningCheckpoint.Save(o.CheckpointDirectory, state, network.StateTensors(), best, optimizer);
+                }
+
+                o.MetricsCallback?.Invoke(metrics);
+            }
+
+            if (best is not null)
+            {
+                network.LoadStateTensors(best);
+            }
+
+            DisposeAll(best);
+            optimizer.Dispose();
+            return new FineTunedModel(network, classNames, o.ImageSize, state.History);
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+    }
+
+    private static void ConfigurePhase(FineTuningNetwork network, FineTuningPhase phase, int firstTrainedBlock)
+    {
+        var trained = new HashSet<string>(
+            phase switch
+            {
+                FineTuningPhase.HeadOnly => [],
+                FineTuningPhase.TopBlocks => network.Blocks.Skip(firstTrainedBlock).SelectMany(b => b),
+                _ => network.Blocks.SelectMany(b => b),
+            },
+            StringComparer.Ordinal);
+        network.Backbone.SetTrainable(trained.Contains, true);
+        network.Backbone.SetTrainable(n => !trained.Contains(n), false);
+        network.BackboneWithoutGradients = phase == FineTuningPhase.HeadOnly;
+        network.train();
+        if (phase == FineTuningPhase.HeadOnly)
+        {
+            network.Backbone.eval();
+        }
+    }
+
+    private static OptimizerHelper CreateOptimizer(FineTuningNetwork network, FineTuningOptions o)
+    {
+        // One parameter group per backbone block (bottom first), then the head; rates are set at every step.
+        var groups = network.Blocks
+            .Select(block => block.Select(n => network.Backbone.TrainableParameters[n]).ToList())
+            .Append([network.Head.weight!, network.Head.bias!])
+            .ToList();
+        return o.Optimizer switch
+        {
+            FineTuningOptimizer.SgdMomentum => torch.optim.SGD(
+                groups.Select(g => new SGD.ParamGroup(g, lr: o.LearningRate, momentum: 0.9, weight_decay: o.WeightDecay)),
+                o.LearningRate,
+                momentum: 0.9,
+                weight_decay: o.WeightDecay),
+            _ => torch.optim.AdamW(
+                groups.Select(g => new AdamW.ParamGroup(g, lr: o.LearningRate, weight_decay: o.WeightDecay)),
+                o.LearningRate,
+                weight_decay: o.WeightDecay),
+        };
+    }
+
+    /// <summary>Head at the full rate; block k from the top (k = 1 for the top block) at rate × decay^k.</summary>
+    private static void SetLearningRates(OptimizerHelper optimizer, double headRate, double decay)
+    {
+        var groups = optimizer.ParamGroups.ToList();
+        int blocks = groups.Count - 1;
+        for (int i = 0; i < groups.Count; i++)
+        {
+            groups[i].LearningRate = headRate * Math.Pow(decay, blocks - i);
+        }
+    }
+
+    private static (double Loss, double Accuracy) Evaluate(FineTuningNetwork network, IReadOnlyList<float[]> inputs, int[] labels, int[] indices, long[] sampleShape, int batchSize)
+    {
+        bool wasTraining = network.training;
+        network.eval();
+        using var noGrad = torch.no_grad();
+        double lossSum = 0;
+        long correct = 0;
+        for (int start = 0; start < indices.Length; start += batchSize)
+        {
+            using var scope = torch.NewDisposeScope();
+            int count = Math.Min(batchSize, indices.Length - start);
+            var batch = indices.AsSpan(start, count).ToArray();
+            var x = torch.tensor(batch.SelectMany(i => inputs[i]).ToArray(), [count, .. sampleShape]);
+            var y = torch.tensor(batch.Select(i => (long)labels[i]).ToArray());
+            var logits = network.forward(x);
+            lossSum += F.cross_entropy(logits, y).item<float>() * count;
+            correct += logits.argmax(1).eq(y).sum().item<long>();
+        }
+
+        network.train(wasTraining);
+        return (lossSum / indices.Length, (double)correct / indices.Length);
+    }
+
+    private static (float[][] Outputs, long[] Shape) CacheBlockOutputs(OnnxGraphModule backbone, float[][] pixels, string cut, int batchSize)
+    {
+        backbone.eval();
+        using var noGrad = torch.no_grad();
+        var outputs = new float[pixels.Length][];
+        long[] shape = [];
+        int size = (int)Math.Round(Math.Sqrt(pixels[0].Length / 3.0));
+        for (int start = 0; start < pixels.Length; start += batchSize)
+        {
+            using var scope = torch.NewDisposeScope();
+            int count = Math.Min(batchSize, pixels.Length - start);
+            var x = torch.tensor(pixels.Skip(start).Take(count).SelectMany(p => p).ToArray(), [count, 3, size, size]);
+            var value = backbone.Run(new Dictionary<string, Tensor> { [backbone.InputName] = x }, cut)[cut].contiguous();
+            shape = value.shape[1..];
+            float[] flat = value.data<float>().ToArray();
+            int length = flat.Length / count;
+            for (int i = 0; i < count; i++)
+            {
+                outputs[start + i] = flat.AsSpan(i * length, length).ToArray();
+            }
+        }
+
+        return (outputs, shape);
+    }
+
+    /// <summary>Holds out round(fraction × n) images of each class (at least one when the class has two or more).</summary>
+    internal static (int[] Train, int[] Validation) StratifiedSplit(int[] labels, int classCount, double fraction, Random random)
+    {
+        var train = new List<int>();
+        var validation = new List<int>();
+        for (int c = 0; c < classCount; c++)
+        {
+            int[] members = Shuffle(Enumerable.Range(0, labels.Length).Where(i => labels[i] == c).ToArray(), random);
+            int held = fraction <= 0 ? 0 : Math.Clamp((int)Math.Round(fraction * members.Length), members.Length >= 2 ? 1 : 0, members.Length - 1);
+            validation.AddRange(members.Take(held));
+            train.AddRange(members.Skip(held));
+        }
+
+        train.Sort();
+        validation.Sort();
+        return (train.ToArray(), validation.ToArray());
+    }
+
+    private static int[] Shuffle(int[] items, Random random)
+    {
+        int[] copy = (int[])items.Clone();
+        for (int i = copy.Length - 1; i > 0; i--)
+        {
+            int j = random.Next(i + 1);
+            (copy[i], copy[j]) = (copy[j], copy[i]);
+        }
+
+        return copy;
+    }
+
+    private static void DisposeAll(Dictionary<string, Tensor>? tensors)
+    {
+        if (tensors is null)
+        {
+            return;
+        }
+
+        foreach (var t in tensors.Values)
+        {
+            t.Dispose();
+        }
+    }
+}
