@@ -11,28 +11,20 @@ internal static class TestData
 
     public static string ResNetPreprocessPath => Path.Combine(AppContext.BaseDirectory, "DnnImageModels", "ResNetPrepOnnx", "ResNetPreprocess.onnx");
 
-    /// <summary>The shared sign-language-digits folder (shared/ lies beside the repository; MLTRANSFER_DATA overrides).</summary>
+    /// <summary>The repository's sample of the sign-language-digits photos (data/sign-language-digits).</summary>
     public static string SignLanguageDigits
     {
         get
         {
-            string? root = Environment.GetEnvironmentVariable("MLTRANSFER_DATA");
-            if (root is not null && Directory.Exists(Path.Combine(root, "sign-language-digits")))
-            {
-                return Path.Combine(root, "sign-language-digits");
-            }
-
             for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             {
-                string candidate = Path.Combine(dir.FullName, "shared", "data", "sign-language-digits");
-                if (Directory.Exists(candidate))
+                if (File.Exists(Path.Combine(dir.FullName, "MLTransfer.sln")))
                 {
-                    return candidate;
+                    return Path.Combine(dir.FullName, "data", "sign-language-digits");
                 }
             }
 
-            Assert.Fail("shared/data/sign-language-digits not found beside the repository (set MLTRANSFER_DATA)");
-            throw new InvalidOperationException();
+            throw new InvalidOperationException("Cannot find the repository root (MLTransfer.sln).");
         }
     }
 

@@ -121,7 +121,7 @@ public sealed class FineTunedModel : IDisposable
             Output = { ProbabilitiesName },
             Attribute = { new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 1 } },
         });
-        graph.Output.Insert(0, ResNet18PixelGraph.FloatValue(ProbabilitiesName, ["N", ClassNames.Count]));
+        graph.Output.Insert(0, ProbabilitiesValue(ClassNames.Count));
         return model;
     }
 
@@ -138,4 +138,16 @@ public sealed class FineTunedModel : IDisposable
 
     /// <inheritdoc />
     public void Dispose() => _network.Dispose();
+
+    private static ValueInfoProto ProbabilitiesValue(int classes)
+    {
+        var shape = new TensorShapeProto();
+        shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimParam = "N" });
+        shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = classes });
+        return new ValueInfoProto
+        {
+            Name = ProbabilitiesName,
+            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float, Shape = shape } },
+        };
+    }
 }

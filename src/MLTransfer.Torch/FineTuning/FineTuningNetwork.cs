@@ -12,14 +12,19 @@ namespace MLTransfer.Torch.FineTuning;
 /// </summary>
 internal sealed class FineTuningNetwork : nn.Module<Tensor, Tensor>
 {
-    public FineTuningNetwork(OnnxGraphModule backbone, int featureCount, int classCount)
+    /// <param name="backbone">The imported backbone graph.</param>
+    /// <param name="featureCount">Its number of output features.</param>
+    /// <param name="classCount">The number of classes of the head.</param>
+    /// <param name="isFixed">Selects backbone parameters that never train (e.g. pixel normalisation folded into the graph).</param>
+    public FineTuningNetwork(OnnxGraphModule backbone, int featureCount, int classCount, Func<string, bool> isFixed)
         : base("FineTuningNetwork")
     {
         Backbone = backbone;
+        backbone.SetTrainable(isFixed, false);
         Head = nn.Linear(featureCount, classCount);
         register_module("backbone", Backbone);
         register_module("head", Head);
-        (Blocks, BlockOutputs) = SplitIntoBlocks(backbone);
+        (Blocks, BlockOutputs) = SplitIntoBlocks(backbone, isFixed);
         InputValue = backbone.InputName;
     }
 
@@ -93,7 +98,7 @@ internal sealed class FineTuningNetwork : nn.Module<Tensor, Tensor>
     /// Splits the backbone at its residual additions (an Add of two computed values ends a block, as in ResNets); a
     /// graph without them is split into four blocks of consecutive parameterised nodes.
     /// </summary>
-    private static (IReadOnlyList<IReadOnlyList<string>> Blocks, IReadOnlyList<string> Outputs) SplitIntoBlocks(OnnxGraphModule backbone)
+    private static (IReadOnlyList<IReadOnlyList<string>> Blocks, IReadOnlyList<string> Outputs) SplitIntoBlocks(OnnxGraphModule backbone, Func<string, bool> isFixed)
     {
         var nodes = backbone.Nodes;
         bool Computed(string value) => !backbone.TrainableParameters.ContainsKey(value) && !backbone.BatchNormStatistics.ContainsKey(value);
@@ -112,7 +117,7 @@ internal sealed class FineTuningNetwork : nn.Module<Tensor, Tensor>
         for (int b = 0; b < ends.Count; b++)
         {
             int end = b == ends.Count - 1 ? nodes.Count : ends[b] + 1;
-            blocks.Add(backbone.ParameterNamesOfNodes(start, end));
+            blocks.Add(backbone.ParameterNamesOfNodes(start, end).Where(n => !isFixed(n)).ToList());
             outputs.Add(nodes[ends[b]].Outputs[0]);
             start = end;
         }

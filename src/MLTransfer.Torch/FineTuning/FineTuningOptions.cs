@@ -8,6 +8,9 @@ namespace MLTransfer.Torch.FineTuning;
 /// </summary>
 public sealed class FineTuningOptions
 {
+    /// <summary>The pretrained backbone to fine-tune; null means <see cref="Backbones.Backbone.ResNet18"/>. The default value is null.</summary>
+    public Backbones.Backbone? Backbone { get; set; }
+
     /// <summary>The number of passes over the training images, including the head-only ones. The default value is 6.</summary>
     public int Epochs { get; set; } = 6;
 

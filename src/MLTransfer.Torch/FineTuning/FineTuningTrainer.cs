@@ -1,18 +1,14 @@
 using System.Diagnostics;
 using System.Globalization;
+using MLTransfer.Backbones;
+using MLTransfer.Data;
 using MLTransfer.Torch.Onnx;
-using Onnx;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
 namespace MLTransfer.Torch.FineTuning;
-
-/// <summary>An image file and its class label.</summary>
-/// <param name="ImagePath">The image file.</param>
-/// <param name="Label">The class label.</param>
-public sealed record LabeledImage(string ImagePath, string Label);
 
 /// <summary>
 /// Fine-tunes a pretrained image backbone (by default ResNet18, shipped by the Microsoft.ML.DnnImageFeaturizer.ResNet18
@@ -23,65 +19,62 @@ public sealed record LabeledImage(string ImagePath, string Label);
 /// </summary>
 public sealed class FineTuningTrainer
 {
-    private readonly FineTuningOptions _options;
-    private readonly Func<int, ModelProto> _backbone;
-    private readonly string? _inputName;
-    private readonly string? _outputName;
-    private readonly int _featureCount;
+    /// <summary>Prefix of the initializers <see cref="FeaturizerGraph"/> adds for pixel normalisation; they never train.</summary>
+    private const string PreprocessingPrefix = "mltransfer_";
 
-    /// <summary>Creates a trainer that fine-tunes ResNet18.</summary>
+    private readonly FineTuningOptions _options;
+
+    /// <summary>Creates a trainer.</summary>
     /// <param name="options">The options; null uses the defaults.</param>
     public FineTuningTrainer(FineTuningOptions? options = null)
-        : this(options ?? new FineTuningOptions(), ResNet18PixelGraph.Build, ResNet18PixelGraph.InputName, ResNet18PixelGraph.OutputName, ResNet18PixelGraph.FeatureCount)
     {
+        _options = options ?? new FineTuningOptions();
+        _options.Validate();
     }
 
-    /// <summary>Creates a trainer for any backbone graph taking RGB planar pixels in 0–255 and returning [N, featureCount] features.</summary>
-    /// <param name="options">The options.</param>
-    /// <param name="backbone">Builds the backbone graph for a given image size.</param>
-    /// <param name="inputName">The graph's pixel input; null for its first input.</param>
-    /// <param name="outputName">The graph's features output; null for its first output.</param>
-    /// <param name="featureCount">The number of features.</param>
-    public FineTuningTrainer(FineTuningOptions options, Func<int, ModelProto> backbone, string? inputName, string? outputName, int featureCount)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        ArgumentNullException.ThrowIfNull(backbone);
-        options.Validate();
-        _options = options;
-        _backbone = backbone;
-        _inputName = inputName;
-        _outputName = outputName;
-        _featureCount = featureCount;
-    }
-
-    /// <summary>Fine-tunes on <paramref name="images"/> (class labels are sorted ordinally to fix their order).</summary>
-    /// <param name="images">The labelled training images (the validation split is taken from them).</param>
+    /// <summary>
+    /// Fine-tunes on <paramref name="train"/>; class labels are sorted ordinally to fix their order. Without
+    /// <paramref name="validation"/>, <see cref="FineTuningOptions.ValidationFraction"/> of each class is held out.
+    /// </summary>
+    /// <param name="train">The labelled training images.</param>
+    /// <param name="validation">An explicit validation set; null splits one off <paramref name="train"/>.</param>
     /// <param name="cancellationToken">Stops training between batches.</param>
-    /// <returns>The fine-tuned model (weights of the best validation epoch when there is a validation split).</returns>
-    public FineTunedModel Fit(IReadOnlyList<LabeledImage> images, CancellationToken cancellationToken = default)
+    /// <returns>The fine-tuned model (weights of the best validation epoch when there is a validation set).</returns>
+    public FineTunedModel Fit(IReadOnlyList<ImageExample> train, IReadOnlyList<ImageExample>? validation = null, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(images);
-        string[] classNames = images.Select(i => i.Label).Distinct().Order(StringComparer.Ordinal).ToArray();
+        ArgumentNullException.ThrowIfNull(train);
+        var all = validation is null ? train : train.Concat(validation).ToList();
+        string[] classNames = train.Select(i => i.Label).Distinct().Order(StringComparer.Ordinal).ToArray();
         if (classNames.Length < 2)
         {
-            throw new ArgumentException("Fine-tuning needs images of at least two classes.", nameof(images));
+            throw new ArgumentException("Fine-tuning needs images of at least two classes.", nameof(train));
         }
 
         var index = classNames.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i, StringComparer.Ordinal);
-        float[][] pixels = ImagePixelReader.Read(images.Select(i => i.ImagePath).ToArray(), _options.ImageSize);
-        return Fit(pixels, images.Select(i => index[i.Label]).ToArray(), classNames, cancellationToken);
+        var unknown = all.FirstOrDefault(e => !index.ContainsKey(e.Label));
+        if (unknown is not null)
+        {
+            throw new ArgumentException($"Validation image '{unknown.ImagePath}' has label '{unknown.Label}', which no training image has.", nameof(validation));
+        }
+
+        float[][] pixels = ImagePixelReader.Read(all.Select(i => i.ImagePath).ToArray(), _options.ImageSize);
+        int[] validationIndices = validation is null ? [] : Enumerable.Range(train.Count, validation.Count).ToArray();
+        return Fit(pixels, all.Select(i => index[i.Label]).ToArray(), classNames, validation is null ? null : validationIndices, cancellationToken);
     }
 
     /// <summary>Fine-tunes on decoded images (RGB planar floats in 0–255 at <see cref="FineTuningOptions.ImageSize"/>).</summary>
-    internal FineTunedModel Fit(float[][] pixels, int[] labels, string[] classNames, CancellationToken cancellationToken)
+    internal FineTunedModel Fit(float[][] pixels, int[] labels, string[] classNames, int[]? explicitValidation, CancellationToken cancellationToken)
     {
         var o = _options;
         torch.set_num_threads(o.Threads ?? Environment.ProcessorCount);
         torch.manual_seed(o.Seed);
-        var (trainIndices, validationIndices) = StratifiedSplit(labels, classNames.Length, o.ValidationFraction, new Random(o.Seed));
+        var (trainIndices, validationIndices) = explicitValidation is null
+            ? StratifiedSplit(labels, classNames.Length, o.ValidationFraction, new Random(o.Seed))
+            : (Enumerable.Range(0, labels.Length).Except(explicitValidation).ToArray(), explicitValidation);
 
-        var backbone = OnnxModuleImporter.Import(_backbone(o.ImageSize), _inputName, _outputName);
-        var network = new FineTuningNetwork(backbone, _featureCount, classNames.Length);
+        var description = o.Backbone ?? Backbone.ResNet18();
+        var backbone = OnnxModuleImporter.Import(FeaturizerGraph.Build(description, o.ImageSize), FeaturizerGraph.InputName, FeaturizerGraph.OutputName);
+        var network = new FineTuningNetwork(backbone, description.FeatureSize, classNames.Length, n => n.StartsWith(PreprocessingPrefix, StringComparison.Ordinal));
         try
         {
             backbone.FreezeBatchNormStatistics = o.BatchNormMode == BatchNormMode.Frozen;
@@ -108,7 +101,8 @@ public sealed class FineTuningTrainer
                 trainIndices.Length.ToString(CultureInfo.InvariantCulture),
                 validationIndices.Length.ToString(CultureInfo.InvariantCulture),
                 o.TrainTopBlocksOnly ? "top" + o.TopBlocks.ToString(CultureInfo.InvariantCulture) : "all",
-                o.Optimizer.ToString());
+                o.Optimizer.ToString(),
+                description.Identity);
 
             var state = new FineTuningCheckpointState { RunKey = runKey };
             Dictionary<string, Tensor>? best = null;

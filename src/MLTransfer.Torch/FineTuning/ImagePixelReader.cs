@@ -1,5 +1,7 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Image;
+using MLTransfer.Export;
 
 namespace MLTransfer.Torch.FineTuning;
 
@@ -20,13 +22,22 @@ public static class ImagePixelReader
         ArgumentOutOfRangeException.ThrowIfLessThan(size, 1);
         var ml = new MLContext(seed: 0);
         IDataView input = ml.Data.LoadFromEnumerable(paths.Select(p => new ImageRow { ImagePath = Path.GetFullPath(p) }));
-        var pipeline = ml.Transforms.LoadImages("Image", imageFolder: null, inputColumnName: nameof(ImageRow.ImagePath))
-            .Append(ml.Transforms.ResizeImages("Image", size, size, "Image"))
-            .Append(ml.Transforms.ExtractPixels("Pixels", "Image"));
+        // The same transforms, with the same settings, as the exported chain (MLTransfer.Export.ImagePipeline).
+        var pipeline = ml.Transforms.LoadImages(ImagePipeline.ImageColumn, imageFolder: null, inputColumnName: nameof(ImageRow.ImagePath))
+            .Append(ml.Transforms.ResizeImages(ImagePipeline.ImageColumn, size, size, ImagePipeline.ImageColumn, ImageResizingEstimator.ResizingKind.IsoCrop, ImageResizingEstimator.Anchor.Center))
+            .Append(ml.Transforms.ExtractPixels(
+                ImagePipeline.PixelsColumn,
+                ImagePipeline.ImageColumn,
+                ImagePixelExtractingEstimator.ColorBits.Rgb,
+                ImagePixelExtractingEstimator.ColorsOrder.ARGB,
+                interleavePixelColors: false,
+                scaleImage: 1f,
+                offsetImage: 0f,
+                outputAsFloatArray: true));
         IDataView output = pipeline.Fit(input).Transform(input);
 
         var result = new float[paths.Count][];
-        var column = output.Schema["Pixels"];
+        var column = output.Schema[ImagePipeline.PixelsColumn];
         using var cursor = output.GetRowCursor([column]);
         var getter = cursor.GetGetter<VBuffer<float>>(column);
         VBuffer<float> buffer = default;

@@ -1,3 +1,5 @@
+using MLTransfer.Backbones;
+using MLTransfer.Data;
 using Google.Protobuf;
 using MLTransfer.Torch.FineTuning;
 using NUnit.Framework;
@@ -7,8 +9,8 @@ namespace MLTransfer.Torch.Tests.FineTuning;
 
 public class FineTuningTrainerTests
 {
-    private static LabeledImage[] Images(int classes = 3, int perClass = 4) =>
-        TestData.Images(classes, perClass).Select(i => new LabeledImage(i.Path, "digit" + i.Label)).ToArray();
+    private static ImageExample[] Images(int classes = 3, int perClass = 4) =>
+        TestData.Images(classes, perClass).Select(i => new ImageExample { ImagePath = i.Path, Label = "digit" + i.Label }).ToArray();
 
     private static FineTuningOptions Tiny(Action<FineTuningOptions>? change = null)
     {
@@ -57,9 +59,9 @@ public class FineTuningTrainerTests
         Assert.That(maxAbs, Is.LessThanOrEqualTo(1e-4));
 
         // The export carries the trained weights: the original backbone must give different probabilities.
-        using var original = Torch.Onnx.OnnxModuleImporter.Import(ResNet18PixelGraph.Build(64));
+        using var original = Torch.Onnx.OnnxModuleImporter.Import(FeaturizerGraph.Build(Backbone.ResNet18(), 64));
         var exported = global::Onnx.ModelProto.Parser.ParseFrom(onnx);
-        var firstConvWeight = exported.Graph.Node.First(n => n.OpType == "Conv").Input[1];
+        var firstConvWeight = exported.Graph.Node.First(n => n.OpType == "Conv" && !n.Input[1].StartsWith("mltransfer_", StringComparison.Ordinal)).Input[1];
         var trained = exported.Graph.Initializer.Single(t => t.Name == firstConvWeight);
         var before = original.TrainableParameters[firstConvWeight].data<float>().ToArray();
         var after = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(trained.RawData.Span).ToArray();
@@ -93,7 +95,7 @@ public class FineTuningTrainerTests
 
             using var kill = new CancellationTokenSource();
             var killedOptions = Tiny(o => { o.ValidationFraction = 0; o.CheckpointDirectory = dir; o.MetricsCallback = _ => kill.Cancel(); });
-            Assert.Throws<OperationCanceledException>(() => new FineTuningTrainer(killedOptions).Fit(images, kill.Token));
+            Assert.Throws<OperationCanceledException>(() => new FineTuningTrainer(killedOptions).Fit(images, cancellationToken: kill.Token));
             Assert.That(File.Exists(Path.Combine(dir, "fine-tuning.checkpoint")), Is.True);
             Assert.That(Directory.GetFiles(dir, "*.tmp"), Is.Empty);
 
@@ -121,9 +123,9 @@ public class FineTuningTrainerTests
         using var model = new FineTuningTrainer(options).Fit(images);
         Assert.That(metrics.All(m => m.Phase == FineTuningPhase.TopBlocks), Is.True);
 
-        var original = ResNet18PixelGraph.Build(64);
+        var original = FeaturizerGraph.Build(Backbone.ResNet18(), 64);
         var exported = model.ToOnnx(includeHead: false);
-        var convs = exported.Graph.Node.Where(n => n.OpType == "Conv").Select(n => n.Input[1]).ToList();
+        var convs = exported.Graph.Node.Where(n => n.OpType == "Conv" && !n.Input[1].StartsWith("mltransfer_", StringComparison.Ordinal)).Select(n => n.Input[1]).ToList();
         float[] Weights(global::Onnx.ModelProto m, string name)
         {
             var t = m.Graph.Initializer.Single(i => i.Name == name);

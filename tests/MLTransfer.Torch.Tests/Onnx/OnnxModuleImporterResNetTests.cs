@@ -1,3 +1,5 @@
+using MLTransfer.Backbones;
+using MLTransfer.Data;
 using MLTransfer.Torch.FineTuning;
 using Google.Protobuf;
 using MLTransfer.Torch.Onnx;
@@ -48,9 +50,9 @@ public class OnnxModuleImporterResNetTests
     public void Should_match_onnx_runtime_on_the_size_independent_pixel_graph_at_96_px()
     {
         float[][] pixels = ImagePixelReader.Read(TestData.Images(classes: 2, perClass: 1).Select(i => i.Path).ToArray(), 96);
-        var model = ResNet18PixelGraph.Build(96);
+        var model = FeaturizerGraph.Build(Backbone.ResNet18(), 96);
         byte[] bytes = model.ToByteArray();
-        float[] expected = TestData.RunOnnxRuntime(bytes, ResNet18PixelGraph.InputName, pixels.SelectMany(p => p).ToArray(), [2, 3, 96, 96], ResNet18PixelGraph.OutputName);
+        float[] expected = TestData.RunOnnxRuntime(bytes, FeaturizerGraph.InputName, pixels.SelectMany(p => p).ToArray(), [2, 3, 96, 96], FeaturizerGraph.OutputName);
 
         using var module = OnnxModuleImporter.Import(model);
         module.eval();
@@ -66,7 +68,7 @@ public class OnnxModuleImporterResNetTests
     [Test]
     public void Should_compute_the_same_output_when_fed_a_cached_intermediate_value()
     {
-        using var resnet = OnnxModuleImporter.Import(ResNet18PixelGraph.Build(64));
+        using var resnet = OnnxModuleImporter.Import(FeaturizerGraph.Build(Backbone.ResNet18(), 64));
         resnet.eval();
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -86,7 +88,7 @@ public class OnnxModuleImporterResNetTests
     [Test]
     public void Should_train_parameters_and_update_batchnorm_statistics_only_when_not_frozen()
     {
-        using var resnet = OnnxModuleImporter.Import(ResNet18PixelGraph.Build(64));
+        using var resnet = OnnxModuleImporter.Import(FeaturizerGraph.Build(Backbone.ResNet18(), 64));
         var firstBn = resnet.Nodes.First(n => n.OpType == "BatchNormalization");
         var firstConv = resnet.Nodes.First(n => n.OpType == "Conv");
         Tensor runningMean = resnet.BatchNormStatistics[firstBn.Inputs[3]];
