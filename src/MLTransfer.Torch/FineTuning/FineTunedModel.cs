@@ -1,4 +1,9 @@
 using Google.Protobuf;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MLTransfer.Export;
+using MLTransfer.Heads;
+using MLTransfer.Techniques;
 using MLTransfer.Torch.Onnx;
 using Onnx;
 using static TorchSharp.torch;
@@ -134,6 +139,26 @@ public sealed class FineTunedModel : IDisposable
         string temp = path + ".tmp";
         File.WriteAllBytes(temp, ToOnnx(includeHead).ToByteArray());
         File.Move(temp, path, overwrite: true);
+    }
+
+    /// <summary>
+    /// The fine-tuned model as an ML.NET chain made of ML.NET's own transforms only (<c>ImagePath</c> → LoadImages →
+    /// ResizeImages → ExtractPixels → ApplyOnnxModel on the fine-tuned backbone → linear softmax head →
+    /// <c>PredictedLabel</c>, <c>Score</c>), ready for <c>mlContext.Model.Save</c>.
+    /// </summary>
+    /// <param name="mlContext">The ML.NET context.</param>
+    /// <param name="graphPath">Where to write the fine-tuned backbone graph the chain reads (the saved <c>.zip</c> embeds it).</param>
+    /// <param name="sampleImage">Any readable image, used to give the chain its schema.</param>
+    public TransformerChain<ITransformer> ToMLNet(MLContext mlContext, string graphPath, string sampleImage)
+    {
+        ArgumentNullException.ThrowIfNull(mlContext);
+        ArgumentNullException.ThrowIfNull(graphPath);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(graphPath))!);
+        SaveOnnx(graphPath, includeHead: false);
+        var (weights, biases) = HeadParameters();
+        var rows = Enumerable.Range(0, ClassNames.Count).Select(k => weights.AsSpan(k * FeatureCount, FeatureCount).ToArray()).ToArray();
+        var head = new LinearHead(rows, biases, ClassNames).ToMLNet(mlContext, ImagePipeline.FeaturesColumn);
+        return TransferData.Compose(mlContext, ImageSize, graphPath, head, sampleImage);
     }
 
     /// <inheritdoc />

@@ -87,6 +87,15 @@ public sealed class FineTuningOptions
     /// </summary>
     public double ValidationFraction { get; set; } = 0.1;
 
+    /// <summary>An explicit validation set used instead of a split of the training images. The default value is null.</summary>
+    public IReadOnlyList<Data.ImageExample>? Validation { get; set; }
+
+    /// <summary>
+    /// The folder where the fine-tuned backbone graph read by the exported ML.NET chain is written (the <c>.zip</c>
+    /// embeds it when saved); null means <c>$TMPDIR/mltransfer/fine-tuned</c>. The default value is null.
+    /// </summary>
+    public string? GraphDirectory { get; set; }
+
     /// <summary>
     /// Stop when validation accuracy has not improved for this many epochs (the best epoch's weights are kept);
     /// 0 never stops early. The default value is 3.

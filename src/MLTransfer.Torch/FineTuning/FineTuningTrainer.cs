@@ -43,7 +43,14 @@ public sealed class FineTuningTrainer
     public FineTunedModel Fit(IReadOnlyList<ImageExample> train, IReadOnlyList<ImageExample>? validation = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(train);
-        var all = validation is null ? train : train.Concat(validation).ToList();
+        validation ??= _options.Validation;
+        if (validation is null && _options.ValidationFraction > 0)
+        {
+            (train, validation) = ImageFolder.StratifiedSplit(train, _options.ValidationFraction, _options.Seed);
+        }
+
+        validation ??= [];
+        var all = train.Concat(validation).ToList();
         string[] classNames = train.Select(i => i.Label).Distinct().Order(StringComparer.Ordinal).ToArray();
         if (classNames.Length < 2)
         {
@@ -51,26 +58,24 @@ public sealed class FineTuningTrainer
         }
 
         var index = classNames.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i, StringComparer.Ordinal);
-        var unknown = all.FirstOrDefault(e => !index.ContainsKey(e.Label));
+        var unknown = validation.FirstOrDefault(e => !index.ContainsKey(e.Label));
         if (unknown is not null)
         {
             throw new ArgumentException($"Validation image '{unknown.ImagePath}' has label '{unknown.Label}', which no training image has.", nameof(validation));
         }
 
         float[][] pixels = ImagePixelReader.Read(all.Select(i => i.ImagePath).ToArray(), _options.ImageSize);
-        int[] validationIndices = validation is null ? [] : Enumerable.Range(train.Count, validation.Count).ToArray();
-        return Fit(pixels, all.Select(i => index[i.Label]).ToArray(), classNames, validation is null ? null : validationIndices, cancellationToken);
+        return Fit(pixels, all.Select(i => index[i.Label]).ToArray(), classNames, train.Count, cancellationToken);
     }
 
-    /// <summary>Fine-tunes on decoded images (RGB planar floats in 0–255 at <see cref="FineTuningOptions.ImageSize"/>).</summary>
-    internal FineTunedModel Fit(float[][] pixels, int[] labels, string[] classNames, int[]? explicitValidation, CancellationToken cancellationToken)
+    /// <summary>Fine-tunes on decoded images: the first <paramref name="trainCount"/> train, the rest validate.</summary>
+    internal FineTunedModel Fit(float[][] pixels, int[] labels, string[] classNames, int trainCount, CancellationToken cancellationToken)
     {
         var o = _options;
         torch.set_num_threads(o.Threads ?? Environment.ProcessorCount);
         torch.manual_seed(o.Seed);
-        var (trainIndices, validationIndices) = explicitValidation is null
-            ? StratifiedSplit(labels, classNames.Length, o.ValidationFraction, new Random(o.Seed))
-            : (Enumerable.Range(0, labels.Length).Except(explicitValidation).ToArray(), explicitValidation);
+        int[] trainIndices = Enumerable.Range(0, trainCount).ToArray();
+        int[] validationIndices = Enumerable.Range(trainCount, labels.Length - trainCount).ToArray();
 
         var description = o.Backbone ?? Backbone.ResNet18();
         var backbone = OnnxModuleImporter.Import(FeaturizerGraph.Build(description, o.ImageSize), FeaturizerGraph.InputName, FeaturizerGraph.OutputName);
@@ -330,24 +335,6 @@ public sealed class FineTuningTrainer
         }
 
         return (outputs, shape);
-    }
-
-    /// <summary>Holds out round(fraction × n) images of each class (at least one when the class has two or more).</summary>
-    internal static (int[] Train, int[] Validation) StratifiedSplit(int[] labels, int classCount, double fraction, Random random)
-    {
-        var train = new List<int>();
-        var validation = new List<int>();
-        for (int c = 0; c < classCount; c++)
-        {
-            int[] members = Shuffle(Enumerable.Range(0, labels.Length).Where(i => labels[i] == c).ToArray(), random);
-            int held = fraction <= 0 ? 0 : Math.Clamp((int)Math.Round(fraction * members.Length), members.Length >= 2 ? 1 : 0, members.Length - 1);
-            validation.AddRange(members.Take(held));
-            train.AddRange(members.Skip(held));
-        }
-
-        train.Sort();
-        validation.Sort();
-        return (train.ToArray(), validation.ToArray());
     }
 
     private static int[] Shuffle(int[] items, Random random)
