@@ -48,6 +48,14 @@ internal static class TestData
         return results.First().AsEnumerable<float>().ToArray();
     }
 
+    /// <summary>A fresh, empty scratch folder (the test deletes it).</summary>
+    public static string TempDirectory()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "mltransfer-torch-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
     public static double MaxAbsDifference(float[] a, float[] b)
     {
         Assert.That(a, Has.Length.EqualTo(b.Length));

@@ -14,17 +14,10 @@ public class FineTuningTechniqueTests
     private static ImageExample[] Images(int classes, int perClass, int skip = 0) =>
         TestData.Images(classes, perClass, skip).Select(i => new ImageExample { ImagePath = i.Path, Label = i.Label.ToString(System.Globalization.CultureInfo.InvariantCulture) }).ToArray();
 
-    private static string TempDirectory()
-    {
-        string dir = Path.Combine(Path.GetTempPath(), "mltransfer-ft-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(dir);
-        return dir;
-    }
-
     [Test]
     public void Should_predict_the_same_with_the_reloaded_zip_as_with_torchsharp()
     {
-        string dir = TempDirectory();
+        string dir = TestData.TempDirectory();
         try
         {
             var train = Images(classes: 3, perClass: 3);
@@ -71,7 +64,7 @@ public class FineTuningTechniqueTests
     [Test]
     public void Should_fit_through_the_transfer_catalog_and_report_history_and_validation()
     {
-        string dir = TempDirectory();
+        string dir = TestData.TempDirectory();
         try
         {
             var ml = new MLContext(seed: 0);

@@ -28,13 +28,6 @@ public class FineTuningTrainerTests
         return options;
     }
 
-    private static string TempDirectory()
-    {
-        string dir = Path.Combine(Path.GetTempPath(), "mltransfer-ft-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(dir);
-        return dir;
-    }
-
     [Test]
     public void Should_train_head_then_whole_network_and_export_onnx_that_matches_torchsharp()
     {
@@ -87,7 +80,7 @@ public class FineTuningTrainerTests
     public void Should_resume_a_killed_run_from_its_checkpoint_and_end_like_an_uninterrupted_one()
     {
         var images = Images(classes: 2, perClass: 3);
-        string dir = TempDirectory();
+        string dir = TestData.TempDirectory();
         try
         {
             var uninterruptedOptions = Tiny(o => o.ValidationFraction = 0);
