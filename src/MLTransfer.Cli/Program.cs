@@ -1,1 +1,3 @@
-return 0;
+using MLTransfer.Cli;
+
+return CliApp.Run(args);

@@ -1,11 +1,14 @@
 using Microsoft.ML;
+using MLTransfer.Techniques;
+using MLTransfer.Techniques.FeatureExtraction;
 
 namespace MLTransfer;
 
 /// <summary>
 /// The entry point of MLTransfer: <c>mlContext.Transfer()</c> returns this catalog, with one method per
-/// transfer-learning technique. Techniques living in other assemblies (fine-tuning, domain adaptation,
-/// multi-task learning) add their methods as extension methods on this type.
+/// transfer-learning technique, each with a simple overload and an options overload. Techniques living in other
+/// assemblies (fine-tuning, adversarial domain adaptation) add their methods as extension methods on this type,
+/// and any <see cref="ITransferTechnique"/> runs through <see cref="Use(ITransferTechnique)"/>.
 /// </summary>
 public sealed class TransferCatalog
 {
@@ -13,6 +16,39 @@ public sealed class TransferCatalog
 
     /// <summary>The ML.NET context every estimator built from this catalog uses.</summary>
     public MLContext Context { get; }
+
+    /// <summary>Builds the estimator of any technique, including one written outside MLTransfer.</summary>
+    /// <param name="technique">The technique.</param>
+    public IEstimator<ITransformer> Use(ITransferTechnique technique)
+    {
+        ArgumentNullException.ThrowIfNull(technique);
+        return technique.CreateEstimator(Context);
+    }
+
+    /// <summary>
+    /// Feature extraction: a frozen pretrained backbone (ResNet18 by default) and a new head trained on its features.
+    /// Fit it on a data view with <c>ImagePath</c> and <c>Label</c> text columns.
+    /// </summary>
+    /// <param name="head">Which head to train. The default value is <see cref="HeadKind.LbfgsMaximumEntropy"/>.</param>
+    /// <param name="imageSize">Square input size; null means the backbone's native size.</param>
+    /// <param name="seed">Seed of the split and training.</param>
+    public FeatureExtractionEstimator FeatureExtraction(HeadKind head = HeadKind.LbfgsMaximumEntropy, int? imageSize = null, int seed = 0) =>
+        FeatureExtraction(new FeatureExtractionOptions { Head = head, Engine = { ImageSize = imageSize }, Seed = seed });
+
+    /// <summary>Feature extraction with full options.</summary>
+    /// <param name="options">The options.</param>
+    public FeatureExtractionEstimator FeatureExtraction(FeatureExtractionOptions options) =>
+        new(Context, options ?? throw new ArgumentNullException(nameof(options)));
+
+    /// <summary>
+    /// The image-classification head on frozen features, with the option names of ML.NET's
+    /// <c>ImageClassificationTrainer</c> (<c>Epoch</c>, <c>BatchSize</c>, <c>LearningRate</c>, <c>EarlyStoppingCriteria</c>,
+    /// <c>ValidationSet</c>, <c>ValidationSetFraction</c>, <c>MetricsCallback</c>, <c>WorkspacePath</c>, ...).
+    /// </summary>
+    /// <param name="options">The head's options.</param>
+    /// <param name="backbone">The frozen backbone; null means ResNet18.</param>
+    public FeatureExtractionEstimator ImageClassification(Heads.ImageClassificationHeadOptions options, Backbones.Backbone? backbone = null) =>
+        FeatureExtraction(new FeatureExtractionOptions { Head = HeadKind.ImageClassification, ImageClassification = options, Backbone = backbone, ValidationFraction = 0 });
 }
 
 /// <summary>Extension methods that attach MLTransfer to <see cref="MLContext"/>.</summary>

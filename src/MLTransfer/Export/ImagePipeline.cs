@@ -40,6 +40,13 @@ public static class ImagePipeline
             .Append(mlContext.Transforms.ApplyOnnxModel(outputColumns ?? [FeaturesColumn], [PixelsColumn], onnxPath));
     }
 
+    /// <summary>
+    /// The type ML.NET gives a graph output [N,D] whose batch dimension N is dynamic (fed as 1): a [1,D] vector.
+    /// Heads trained on in-memory features declare this same type, so they plug onto the ONNX output unchanged.
+    /// </summary>
+    /// <param name="size">D, the feature length.</param>
+    public static VectorDataViewType FeatureType(int size) => new(NumberDataViewType.Single, 1, size);
+
     /// <summary>A one-row data view with an <see cref="ImagePathColumn"/>, for fitting transforms that need a schema.</summary>
     /// <param name="mlContext">The ML.NET context.</param>
     /// <param name="imagePath">Any readable image.</param>

@@ -1,0 +1,70 @@
+using MLTransfer.Cli.Commands;
+using MLTransfer.Cli.Commands.Bench;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace MLTransfer.Cli;
+
+/// <summary>The <c>mltransfer</c> command line: a thin layer that parses, calls the library and renders results.</summary>
+public static class CliApp
+{
+    /// <summary>Runs the tool; returns the process exit code (0 on success, 1 on any error, 2 on bad usage).</summary>
+    /// <param name="args">Command-line arguments.</param>
+    public static int Run(string[] args)
+    {
+        var app = new CommandApp();
+        app.Configure(config =>
+        {
+            config.SetApplicationName("mltransfer");
+            config.PropagateExceptions();
+            config.AddCommand<TrainCommand>("train")
+                .WithDescription("Train a model on a folder of images (one sub-folder per class) and save it as an ML.NET .zip.")
+                .WithExample("train", "data/sign-language-digits", "--output", "models/sample.zip");
+            config.AddCommand<EvaluateCommand>("evaluate")
+                .WithDescription("Evaluate a saved model on a labelled folder: metrics and confusion matrix.");
+            config.AddCommand<PredictCommand>("predict")
+                .WithDescription("Predict the class of an image or of every image in a folder.");
+            config.AddBranch("bench", bench =>
+            {
+                bench.SetDescription("Benchmarks against plain ML.NET, measured in the same run.");
+                bench.AddCommand<BenchAccuracyCommand>("accuracy")
+                    .WithDescription("Accuracy and fit time of plain ML.NET vs MLTransfer feature extraction on the same split.");
+            });
+        });
+        try
+        {
+            return app.Run(args);
+        }
+        catch (CommandParseException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+        catch (CommandRuntimeException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"error: {OneLine(e)}");
+            if (args.Contains("--verbose"))
+                Console.Error.WriteLine(e.ToString());
+            return 1;
+        }
+    }
+
+    private static string OneLine(Exception e)
+    {
+        var inner = e;
+        while (inner is AggregateException { InnerException: not null } or System.Reflection.TargetInvocationException { InnerException: not null })
+            inner = inner.InnerException!;
+        return inner.Message.ReplaceLineEndings(" ");
+    }
+
+    /// <summary>Console used for human-readable output: stderr when stdout must stay machine-readable (JSON).</summary>
+    /// <param name="json">Whether stdout carries JSON.</param>
+    public static IAnsiConsole Ui(bool json) => json
+        ? AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) })
+        : AnsiConsole.Console;
+}

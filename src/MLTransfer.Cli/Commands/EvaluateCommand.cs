@@ -1,0 +1,81 @@
+using System.ComponentModel;
+using System.Text.Json;
+using Microsoft.ML;
+using MLTransfer.Cli.Commands.Train;
+using MLTransfer.Cli.Rendering;
+using MLTransfer.Evaluation;
+using MLTransfer.Export;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace MLTransfer.Cli.Commands;
+
+/// <summary>Arguments of <c>mltransfer evaluate</c>.</summary>
+public sealed class EvaluateSettings : CommonSettings
+{
+    /// <summary>The model.</summary>
+    [CommandArgument(0, "<model>")]
+    [Description("The ML.NET .zip model.")]
+    public string Model { get; set; } = "";
+
+    /// <summary>The labelled folder.</summary>
+    [CommandArgument(1, "<folder>")]
+    [Description("Labelled images, one sub-folder per class.")]
+    public string Folder { get; set; } = "";
+
+    /// <summary>JSON output.</summary>
+    [CommandOption("--json")]
+    [Description("Print exactly one JSON object on stdout.")]
+    public bool Json { get; set; }
+
+    /// <summary>Strict mode.</summary>
+    [CommandOption("--strict")]
+    [Description("Fail on the first unreadable image.")]
+    public bool Strict { get; set; }
+
+    /// <summary>Confusion-matrix plot.</summary>
+    [CommandOption("--plot")]
+    [Description("Also write the confusion matrix as a PNG to this path.")]
+    public string? Plot { get; set; }
+}
+
+/// <summary><c>mltransfer evaluate</c>: metrics and confusion matrix of a saved model on a labelled folder.</summary>
+public sealed class EvaluateCommand : Command<EvaluateSettings>
+{
+    /// <inheritdoc />
+    public override int Execute(CommandContext context, EvaluateSettings settings, CancellationToken cancellationToken)
+    {
+        var console = CliApp.Ui(settings.Json);
+        var mlContext = new MLContext(seed: 0);
+        var model = ModelFile.Load(mlContext, settings.Model);
+        var folder = RunnerSupport.LoadFolder(console, settings.Folder, settings.Strict, minimumClasses: 1);
+        var report = ModelEvaluator.Evaluate(mlContext, model, folder.Examples);
+        if (settings.Plot is not null)
+            Plots.ConfusionMatrix(report, settings.Plot);
+        if (settings.Json)
+        {
+            Console.Out.WriteLine(JsonSerializer.Serialize(ToJson(report, folder.Rejected.Count)));
+            return 0;
+        }
+        Reports.Metrics(console, report);
+        return 0;
+    }
+
+    /// <summary>The JSON shape of a report (snake_case keys).</summary>
+    /// <param name="report">The metrics.</param>
+    /// <param name="skipped">Unreadable images skipped.</param>
+    public static Dictionary<string, object> ToJson(ClassificationReport report, int skipped) => new()
+    {
+        ["micro_accuracy"] = report.MicroAccuracy,
+        ["macro_accuracy"] = report.MacroAccuracy,
+        ["log_loss"] = report.LogLoss,
+        ["n"] = report.Count,
+        ["skipped"] = skipped,
+        ["classes"] = report.Classes,
+        ["per_class"] = report.PerClass.Select(m => new Dictionary<string, object>
+        {
+            ["class"] = m.Class, ["precision"] = m.Precision, ["recall"] = m.Recall, ["f1"] = m.F1, ["support"] = m.Support,
+        }).ToList(),
+        ["confusion_matrix"] = report.ConfusionMatrix,
+    };
+}

@@ -1,0 +1,146 @@
+using System.ComponentModel;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace MLTransfer.Cli.Commands;
+
+/// <summary>Arguments of <c>mltransfer train</c>. Technique-specific options are ignored by other techniques.</summary>
+public sealed class TrainSettings : CommonSettings
+{
+    /// <summary>Folder with one sub-folder per class (for multi-task: optional when --manifest is given).</summary>
+    [CommandArgument(0, "[folder]")]
+    [Description("Folder of training images, one sub-folder per class.")]
+    public string? Folder { get; set; }
+
+    /// <summary>The technique.</summary>
+    [CommandOption("-t|--technique")]
+    [Description("feature-extraction (default), fine-tuning, domain-adaptation or multi-task.")]
+    [DefaultValue("feature-extraction")]
+    public string Technique { get; set; } = "feature-extraction";
+
+    /// <summary>Where the .zip goes.</summary>
+    [CommandOption("-o|--output")]
+    [Description("Path of the ML.NET .zip to write. Default: models/model.zip.")]
+    [DefaultValue("models/model.zip")]
+    public string Output { get; set; } = "models/model.zip";
+
+    /// <summary>Backbone name or spec file.</summary>
+    [CommandOption("--backbone")]
+    [Description("resnet18 (default) or the path of a backbone spec .json.")]
+    [DefaultValue("resnet18")]
+    public string Backbone { get; set; } = "resnet18";
+
+    /// <summary>Head kind for feature extraction.</summary>
+    [CommandOption("--head")]
+    [Description("lbfgs (default), sdca, lightgbm or image-classification.")]
+    [DefaultValue("lbfgs")]
+    public string Head { get; set; } = "lbfgs";
+
+    /// <summary>Validation share.</summary>
+    [CommandOption("--validation-fraction")]
+    [Description("Share of each class held out for validation metrics. Default 0.1.")]
+    [DefaultValue(0.1)]
+    public double ValidationFraction { get; set; } = 0.1;
+
+    /// <summary>Explicit validation folder.</summary>
+    [CommandOption("--validation")]
+    [Description("A labelled folder used for validation instead of a split.")]
+    public string? Validation { get; set; }
+
+    /// <summary>Seed.</summary>
+    [CommandOption("--seed")]
+    [Description("Seed of splits, shuffles and initialisation. Default 0.")]
+    [DefaultValue(0)]
+    public int Seed { get; set; }
+
+    /// <summary>Image size.</summary>
+    [CommandOption("--image-size")]
+    [Description("Square input size in pixels (default: the backbone's, 224 for resnet18).")]
+    public int? ImageSize { get; set; }
+
+    /// <summary>Cache folder.</summary>
+    [CommandOption("--cache-dir")]
+    [Description("Folder of the bottleneck (feature) cache.")]
+    public string? CacheDir { get; set; }
+
+    /// <summary>Disable the cache.</summary>
+    [CommandOption("--no-cache")]
+    [Description("Do not read or write the bottleneck cache.")]
+    public bool NoCache { get; set; }
+
+    /// <summary>Fail on unreadable images.</summary>
+    [CommandOption("--strict")]
+    [Description("Fail on the first unreadable image instead of reporting and skipping it.")]
+    public bool Strict { get; set; }
+
+    /// <summary>Epochs.</summary>
+    [CommandOption("--epochs")]
+    [Description("Epochs (image-classification head, fine-tuning, adversarial adaptation, multi-task).")]
+    public int? Epochs { get; set; }
+
+    /// <summary>Batch size.</summary>
+    [CommandOption("--batch-size")]
+    [Description("Images per gradient step.")]
+    public int? BatchSize { get; set; }
+
+    /// <summary>Learning rate.</summary>
+    [CommandOption("--learning-rate")]
+    [Description("Learning rate.")]
+    public float? LearningRate { get; set; }
+
+    /// <summary>Fine-tuning: epochs with the backbone frozen before unfreezing.</summary>
+    [CommandOption("--unfreeze-after")]
+    [Description("Fine-tuning: epochs training the head only before the whole network is unfrozen.")]
+    public int? UnfreezeAfter { get; set; }
+
+    /// <summary>Fine-tuning: resume from the last checkpoint.</summary>
+    [CommandOption("--resume")]
+    [Description("Fine-tuning: continue a killed run from its last checkpoint.")]
+    public bool Resume { get; set; }
+
+    /// <summary>Fine-tuning: train only the top blocks on cached lower-block outputs.</summary>
+    [CommandOption("--top-blocks-only")]
+    [Description("Fine-tuning: freeze the lower blocks and cache their outputs (fast on CPUs).")]
+    public bool TopBlocksOnly { get; set; }
+
+    /// <summary>Domain adaptation: unlabelled target folder.</summary>
+    [CommandOption("--target")]
+    [Description("Domain adaptation: folder of unlabelled target-domain images (sub-folders allowed, labels ignored).")]
+    public string? Target { get; set; }
+
+    /// <summary>Domain adaptation: method.</summary>
+    [CommandOption("--method")]
+    [Description("Domain adaptation: coral (default), adabn, dann or mmd.")]
+    [DefaultValue("coral")]
+    public string Method { get; set; } = "coral";
+
+    /// <summary>Domain adaptation: labelled target test folder for the report only.</summary>
+    [CommandOption("--target-test")]
+    [Description("Domain adaptation: labelled target folder, used only for the final report.")]
+    public string? TargetTest { get; set; }
+
+    /// <summary>Multi-task: manifest CSV.</summary>
+    [CommandOption("--manifest")]
+    [Description("Multi-task: CSV with columns path,<task1>,<task2>,... (paths relative to the CSV).")]
+    public string? Manifest { get; set; }
+
+    /// <summary>Multi-task: tasks.</summary>
+    [CommandOption("--tasks")]
+    [Description("Multi-task: comma-separated task columns to learn (default: all).")]
+    public string? Tasks { get; set; }
+
+    /// <summary>Write plots.</summary>
+    [CommandOption("--no-plots")]
+    [Description("Do not write the confusion-matrix and training-curve PNGs next to the model.")]
+    public bool NoPlots { get; set; }
+
+    /// <inheritdoc />
+    public override ValidationResult Validate()
+    {
+        if (ValidationFraction is < 0 or >= 1)
+            return ValidationResult.Error("--validation-fraction must be in [0, 1).");
+        if (ImageSize is < 16)
+            return ValidationResult.Error("--image-size must be at least 16.");
+        return ValidationResult.Success();
+    }
+}

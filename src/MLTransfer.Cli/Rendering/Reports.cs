@@ -1,0 +1,64 @@
+using MLTransfer.Evaluation;
+using MLTransfer.Techniques;
+using Spectre.Console;
+
+namespace MLTransfer.Cli.Rendering;
+
+/// <summary>Spectre.Console renderings of reports.</summary>
+public static class Reports
+{
+    /// <summary>Training summary table.</summary>
+    /// <param name="console">Where to render.</param>
+    /// <param name="report">The training report.</param>
+    /// <param name="output">The model path.</param>
+    public static void Summary(IAnsiConsole console, TrainingReport report, string output)
+    {
+        var table = new Table().Title("Training summary").AddColumn("").AddColumn("");
+        table.HideHeaders();
+        table.AddRow("Technique", report.Technique);
+        table.AddRow("Classes", Markup.Escape($"{report.Classes.Count}: {string.Join(", ", report.Classes.Take(12))}{(report.Classes.Count > 12 ? ", ..." : "")}"));
+        table.AddRow("Train / validation images", $"{report.TrainCount:N0} / {report.ValidationCount:N0}");
+        table.AddRow("Skipped (unreadable)", report.Rejected.Count.ToString("N0"));
+        table.AddRow("Features from cache", $"{report.FromCache:N0} / {report.TrainCount + report.ValidationCount:N0}");
+        table.AddRow("Featurisation time", $"{report.FeaturizationTime.TotalSeconds:F1} s");
+        table.AddRow("Training time", $"{report.TrainingTime.TotalSeconds:F1} s");
+        table.AddRow("Model", Markup.Escape(Path.GetFullPath(output)));
+        console.Write(table);
+    }
+
+    /// <summary>Metrics table, per-class table and confusion matrix.</summary>
+    /// <param name="console">Where to render.</param>
+    /// <param name="report">The metrics.</param>
+    public static void Metrics(IAnsiConsole console, ClassificationReport report)
+    {
+        var summary = new Table().AddColumn("Images").AddColumn("Micro-accuracy").AddColumn("Macro-accuracy").AddColumn("Log-loss");
+        summary.AddRow(report.Count.ToString("N0"), report.MicroAccuracy.ToString("F4"), report.MacroAccuracy.ToString("F4"), report.LogLoss.ToString("F4"));
+        console.Write(summary);
+        var perClass = new Table().AddColumn("Class").AddColumn("Precision").AddColumn("Recall").AddColumn("F1").AddColumn("Support");
+        foreach (var m in report.PerClass)
+            perClass.AddRow(Markup.Escape(m.Class), m.Precision.ToString("F3"), m.Recall.ToString("F3"), m.F1.ToString("F3"), m.Support.ToString());
+        console.Write(perClass);
+        console.Write(ConfusionMatrix(report));
+    }
+
+    /// <summary>The confusion matrix as a table (rows: truth, columns: prediction).</summary>
+    /// <param name="report">The metrics.</param>
+    public static Table ConfusionMatrix(ClassificationReport report)
+    {
+        var table = new Table().Title("Confusion matrix (rows: true class, columns: predicted)");
+        table.AddColumn("");
+        foreach (var c in report.Classes)
+            table.AddColumn(new TableColumn(Markup.Escape(c)).RightAligned());
+        for (var i = 0; i < report.Classes.Count; i++)
+        {
+            var cells = new List<string> { Markup.Escape(report.Classes[i]) };
+            for (var j = 0; j < report.Classes.Count; j++)
+            {
+                var n = report.ConfusionMatrix[i][j];
+                cells.Add(n == 0 ? "[grey]0[/]" : i == j ? $"[green]{n}[/]" : $"[red]{n}[/]");
+            }
+            table.AddRow(cells.ToArray());
+        }
+        return table;
+    }
+}

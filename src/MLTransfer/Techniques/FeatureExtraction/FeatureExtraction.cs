@@ -1,0 +1,190 @@
+using System.Diagnostics;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MLTransfer.Backbones;
+using MLTransfer.Data;
+using MLTransfer.Evaluation;
+using MLTransfer.Export;
+using MLTransfer.Featurization;
+using MLTransfer.Heads;
+
+namespace MLTransfer.Techniques.FeatureExtraction;
+
+/// <summary>
+/// Feature extraction (Donahue et al. 2014, "DeCAF"; Yosinski et al. 2014): a pretrained backbone is frozen and
+/// used as a fixed feature extractor, and only a new classification head is trained on its pooled features.
+/// </summary>
+/// <remarks>
+/// <list type="table">
+/// <item><term>What it does</term><description>featurises each image once (bottleneck cache on disk), trains the head on the vectors.</description></item>
+/// <item><term>Normalisation</term><description>none needed from the user; the backbone's preprocessing is part of its graph.</description></item>
+/// <item><term>Exported model</term><description><c>ImagePath</c> → ML.NET image transforms → ONNX backbone → ML.NET head: <c>PredictedLabel</c>, <c>Score</c>.</description></item>
+/// </list>
+/// </remarks>
+public sealed class FeatureExtraction : ITransferTechnique
+{
+    /// <summary>Creates the technique.</summary>
+    /// <param name="options">Options; null means the defaults.</param>
+    public FeatureExtraction(FeatureExtractionOptions? options = null) => Options = options ?? new FeatureExtractionOptions();
+
+    /// <summary>The technique's options.</summary>
+    public FeatureExtractionOptions Options { get; }
+
+    /// <inheritdoc />
+    public string Name => "feature-extraction";
+
+    /// <inheritdoc />
+    public IEstimator<ITransformer> CreateEstimator(MLContext mlContext) => new FeatureExtractionEstimator(mlContext, Options);
+}
+
+/// <summary>The estimator of <see cref="FeatureExtraction"/>: <c>Fit</c> featurises, trains the head and returns a <see cref="TransferModel"/>.</summary>
+public sealed class FeatureExtractionEstimator : IEstimator<TransferModel>
+{
+    private readonly MLContext _mlContext;
+    private readonly FeatureExtractionOptions _options;
+
+    internal FeatureExtractionEstimator(MLContext mlContext, FeatureExtractionOptions options)
+    {
+        _mlContext = mlContext ?? throw new ArgumentNullException(nameof(mlContext));
+        _options = options;
+    }
+
+    /// <summary>Trains on a data view with <c>ImagePath</c> and <c>Label</c> text columns.</summary>
+    /// <param name="input">The labelled images.</param>
+    public TransferModel Fit(IDataView input)
+    {
+        var examples = TransferData.ReadExamples(input);
+        var backbone = _options.Backbone ?? Backbone.ResNet18();
+        var ownsFeaturizer = _options.Featurizer is null;
+        var featurizer = _options.Featurizer ?? new OnnxImageFeaturizer(backbone, WithWorkspace(_options.Engine));
+        try
+        {
+            return Train(featurizer, examples);
+        }
+        finally
+        {
+            if (ownsFeaturizer)
+                featurizer.Dispose();
+        }
+    }
+
+    private FeaturizerOptions WithWorkspace(FeaturizerOptions engine)
+    {
+        var workspace = _options.ImageClassification.WorkspacePath;
+        if (_options.Head != HeadKind.ImageClassification || workspace is null || engine.CacheDirectory is not null)
+            return engine;
+        return new FeaturizerOptions
+        {
+            ImageSize = engine.ImageSize, CacheDirectory = workspace, UseCache = engine.UseCache && _options.ImageClassification.ReuseTrainSetBottleneckCachedValues,
+            BatchSize = engine.BatchSize, DecodeThreads = engine.DecodeThreads, IntraOpThreads = engine.IntraOpThreads, GraphDirectory = engine.GraphDirectory,
+        };
+    }
+
+    private TransferModel Train(IImageFeaturizer featurizer, IReadOnlyList<ImageExample> examples)
+    {
+        var clock = Stopwatch.StartNew();
+        var (trainExamples, validationExamples) = SplitOrUse(examples);
+        var train = FeatureTrainingSet.Create(featurizer, trainExamples, _options.Strict, _options.Progress);
+        var validation = validationExamples.Count == 0 ? null
+            : FeatureTrainingSet.Create(featurizer, validationExamples, _options.Strict, _options.Progress);
+        var featurizationTime = clock.Elapsed;
+        var classes = train.Examples.Select(e => e.Label).Distinct().OrderBy(c => c, StringComparer.Ordinal).ToArray();
+        if (classes.Length < 2)
+            throw new InvalidDataException($"Training needs at least 2 classes with readable images; found {classes.Length}.");
+        if (validation is not null)
+            ModelEvaluator.CheckLabels(classes, validation.Examples.Select(e => e.Label));
+
+        clock.Restart();
+        var history = new List<EpochMetrics>();
+        var head = TrainHead(classes, train, validation, history);
+        var chain = TransferData.Compose(_mlContext, featurizer.ImageSize, featurizer.GraphPath, head, train.Examples[0].ImagePath);
+        var trainingTime = clock.Elapsed;
+
+        ClassificationReport? report = null;
+        if (validation is { Examples.Count: > 0 })
+        {
+            var scores = HeadScores(head, validation.Features);
+            report = ClassificationReport.Compute(ModelClasses(chain, classes), validation.LabelIndices(ModelClasses(chain, classes)), scores);
+        }
+        return new TransferModel(chain, new TrainingReport
+        {
+            Technique = "feature-extraction",
+            Classes = classes,
+            TrainCount = train.Examples.Count,
+            ValidationCount = validation?.Examples.Count ?? 0,
+            Rejected = train.Rejected.Concat(validation?.Rejected ?? []).ToList(),
+            FromCache = train.FromCache + (validation?.FromCache ?? 0),
+            Validation = report,
+            History = history,
+            FeaturizationTime = featurizationTime,
+            TrainingTime = trainingTime,
+        });
+    }
+
+    private (IReadOnlyList<ImageExample> Train, IReadOnlyList<ImageExample> Validation) SplitOrUse(IReadOnlyList<ImageExample> examples)
+    {
+        if (_options.Validation is { Count: > 0 } explicitValidation)
+            return (examples, explicitValidation);
+        if (_options.Head == HeadKind.ImageClassification && _options.ImageClassification.ValidationSet is { } set)
+            return (examples, TransferData.ReadExamples(set));
+        var fraction = _options.Head == HeadKind.ImageClassification && _options.ImageClassification.ValidationSetFraction is { } f
+            ? f : _options.ValidationFraction;
+        return fraction <= 0 ? (examples, []) : ImageFolder.StratifiedSplit(examples, fraction, _options.Seed);
+    }
+
+    private ITransformer TrainHead(string[] classes, FeatureTrainingSet train, FeatureTrainingSet? validation, List<EpochMetrics> history)
+    {
+        if (_options.Trainer is null && _options.Head == HeadKind.ImageClassification)
+        {
+            var labels = train.LabelIndices(classes);
+            var linear = SoftmaxHeadTrainer.Train(classes, train.Features, labels, validation?.Features ?? [],
+                validation?.LabelIndices(classes) ?? [], _options.ImageClassification, _options.Seed, history);
+            return linear.ToMLNet(_mlContext, ImagePipeline.FeaturesColumn);
+        }
+        var data = FeatureRows.ToDataView(_mlContext, train.Features, train.Examples.Select(e => e.Label).ToArray(), classes);
+        var trainer = _options.Trainer ?? _options.Head switch
+        {
+            HeadKind.LbfgsMaximumEntropy => _mlContext.MulticlassClassification.Trainers.LbfgsMaximumEntropy(
+                TransferData.LabelColumn, ImagePipeline.FeaturesColumn),
+            HeadKind.SdcaMaximumEntropy => _mlContext.Transforms.NormalizeMinMax(ImagePipeline.FeaturesColumn)
+                .Append(_mlContext.MulticlassClassification.Trainers.SdcaMaximumEntropy(TransferData.LabelColumn, ImagePipeline.FeaturesColumn)),
+            HeadKind.LightGbm => _mlContext.MulticlassClassification.Trainers.LightGbm(
+                TransferData.LabelColumn, ImagePipeline.FeaturesColumn, numberOfLeaves: 15, minimumExampleCountPerLeaf: 5, numberOfIterations: 100),
+            _ => throw new ArgumentOutOfRangeException(nameof(_options), _options.Head, "Unknown head."),
+        };
+        var keyed = _mlContext.Transforms.Conversion.MapValueToKey(TransferData.LabelColumn).Fit(data);
+        var keyedData = keyed.Transform(data);
+        var fitted = trainer.Fit(keyedData);
+        var scored = fitted.Transform(keyedData);
+        var toText = _mlContext.Transforms.Conversion.MapKeyToValue("PredictedLabel").Fit(scored);
+        return new TransformerChain<ITransformer>(fitted, toText);
+    }
+
+    private float[][] HeadScores(ITransformer chain, float[][] features)
+    {
+        var data = FeatureRows.ToDataView(_mlContext, features, null, null);
+        return chain.Transform(data).GetColumn<VBuffer<float>>("Score").Select(v => v.DenseValues().ToArray()).ToArray();
+    }
+
+    private static IReadOnlyList<string> ModelClasses(ITransformer chain, IReadOnlyList<string> fallback)
+    {
+        try { return ModelEvaluator.Classes(chain); }
+        catch (InvalidDataException) { return fallback; }
+    }
+
+    /// <inheritdoc />
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        if (!inputSchema.Any(c => c.Name == ImagePipeline.ImagePathColumn))
+            throw new ArgumentException($"The input needs an '{ImagePipeline.ImagePathColumn}' text column.");
+        if (!inputSchema.Any(c => c.Name == TransferData.LabelColumn))
+            throw new ArgumentException($"The input needs a '{TransferData.LabelColumn}' text column.");
+        var graph = FeaturizerGraph.Materialize(_options.Backbone ?? Backbone.ResNet18(), _options.Engine.ImageSize, _options.Engine.GraphDirectory);
+        var size = _options.Engine.ImageSize ?? (_options.Backbone ?? Backbone.ResNet18()).InputSize;
+        return ImagePipeline.Create(_mlContext, size, graph)
+            .Append(_mlContext.Transforms.Conversion.MapValueToKey(TransferData.LabelColumn))
+            .Append(_mlContext.MulticlassClassification.Trainers.LbfgsMaximumEntropy(TransferData.LabelColumn, ImagePipeline.FeaturesColumn))
+            .Append(_mlContext.Transforms.Conversion.MapKeyToValue("PredictedLabel"))
+            .GetOutputSchema(inputSchema);
+    }
+}

@@ -1,0 +1,87 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MLTransfer.Evaluation;
+
+namespace MLTransfer.Techniques;
+
+/// <summary>
+/// A model trained by an MLTransfer technique: an ML.NET transformer chain made only of ML.NET's own
+/// transforms (so <c>mlContext.Model.Save</c> writes a <c>.zip</c> any ML.NET app loads), plus what was learnt
+/// while training it.
+/// </summary>
+public sealed class TransferModel : ITransformer
+{
+    /// <summary>Creates a model.</summary>
+    /// <param name="chain">The ML.NET-only transformer chain.</param>
+    /// <param name="report">What happened while training.</param>
+    public TransferModel(ITransformer chain, TrainingReport report)
+    {
+        Chain = chain ?? throw new ArgumentNullException(nameof(chain));
+        Report = report ?? throw new ArgumentNullException(nameof(report));
+    }
+
+    /// <summary>The ML.NET transformer chain that is saved.</summary>
+    public ITransformer Chain { get; }
+
+    /// <summary>Training report: classes, rejected images, cache hits, validation metrics.</summary>
+    public TrainingReport Report { get; }
+
+    /// <inheritdoc />
+    public bool IsRowToRowMapper => Chain.IsRowToRowMapper;
+
+    /// <inheritdoc />
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => Chain.GetOutputSchema(inputSchema);
+
+    /// <inheritdoc />
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => Chain.GetRowToRowMapper(inputSchema);
+
+    /// <inheritdoc />
+    public IDataView Transform(IDataView input) => Chain.Transform(input);
+
+    /// <summary>Saves the inner ML.NET chain, so the file reloads as ML.NET's own <c>TransformerChain</c>.</summary>
+    /// <param name="ctx">The save context.</param>
+    void ICanSaveModel.Save(ModelSaveContext ctx) => Chain.Save(ctx);
+}
+
+/// <summary>What happened while a technique trained a model.</summary>
+public sealed class TrainingReport
+{
+    /// <summary>The technique's name.</summary>
+    public string Technique { get; init; } = "";
+
+    /// <summary>Class names in score order.</summary>
+    public IReadOnlyList<string> Classes { get; init; } = [];
+
+    /// <summary>Images used for training.</summary>
+    public int TrainCount { get; init; }
+
+    /// <summary>Images held out for validation.</summary>
+    public int ValidationCount { get; init; }
+
+    /// <summary>Images that could not be used, with the reason.</summary>
+    public IReadOnlyList<Data.RejectedImage> Rejected { get; init; } = [];
+
+    /// <summary>Feature vectors served from the bottleneck cache.</summary>
+    public int FromCache { get; init; }
+
+    /// <summary>Metrics on the validation split, if there was one.</summary>
+    public ClassificationReport? Validation { get; init; }
+
+    /// <summary>Per-epoch history for techniques that train with epochs; empty otherwise.</summary>
+    public IReadOnlyList<EpochMetrics> History { get; init; } = [];
+
+    /// <summary>Wall time of featurisation.</summary>
+    public TimeSpan FeaturizationTime { get; init; }
+
+    /// <summary>Wall time of training.</summary>
+    public TimeSpan TrainingTime { get; init; }
+}
+
+/// <summary>Metrics of one training epoch, as passed to metrics callbacks.</summary>
+/// <param name="Epoch">Zero-based epoch.</param>
+/// <param name="TrainLoss">Mean training loss.</param>
+/// <param name="TrainAccuracy">Training accuracy.</param>
+/// <param name="ValidationLoss">Validation loss, NaN when there is no validation set.</param>
+/// <param name="ValidationAccuracy">Validation accuracy, NaN when there is no validation set.</param>
+/// <param name="LearningRate">Learning rate at the end of the epoch.</param>
+public sealed record EpochMetrics(int Epoch, double TrainLoss, double TrainAccuracy, double ValidationLoss, double ValidationAccuracy, double LearningRate);
