@@ -23,6 +23,8 @@ public static class CliApp
                 .WithDescription("Evaluate a saved model on a labelled folder: metrics and confusion matrix.");
             config.AddCommand<PredictCommand>("predict")
                 .WithDescription("Predict the class of an image or of every image in a folder.");
+            config.AddCommand<BenchDomainAdaptationCommand>("bench-da")
+                .WithDescription("Benchmark domain adaptation: every method, both directions, against source-only.");
         });
         try
         {
