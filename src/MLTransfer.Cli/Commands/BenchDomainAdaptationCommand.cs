@@ -51,8 +51,8 @@ public sealed class BenchDomainAdaptationSettings : CommonSettings
 /// <summary><c>mltransfer bench-da</c>: the reproducible domain-adaptation benchmark (every method, both directions, vs source-only).</summary>
 public sealed class BenchDomainAdaptationCommand : Command<BenchDomainAdaptationSettings>
 {
-    /// <summary>Methods the benchmark knows: the closed-form ones plus any registered by other assemblies.</summary>
-    public static List<BenchmarkMethod> Methods { get; } = [.. DomainAdaptationBenchmark.ClosedFormMethods];
+    /// <summary>Methods the benchmark knows: the closed-form ones and the TorchSharp ones.</summary>
+    public static List<BenchmarkMethod> Methods { get; } = [.. DomainAdaptationBenchmark.ClosedFormMethods, .. Torch.DomainAdaptation.TorchDomainAdaptationCatalog.BenchmarkMethods];
 
     /// <inheritdoc />
     public override int Execute(CommandContext context, BenchDomainAdaptationSettings settings, CancellationToken cancellationToken)

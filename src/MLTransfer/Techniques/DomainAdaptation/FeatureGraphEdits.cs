@@ -30,18 +30,48 @@ public static class FeatureGraphEdits
         for (var i = 0; i < d; i++)
             for (var j = 0; j < d; j++)
                 matrix[i * d + j] = (float)map.Matrix[i, j];
-        var bias = map.Bias.Select(v => (float)v).ToArray();
-        return WriteEdited(graphPath, folder, tag, Hash(matrix, bias), model =>
+        return AppendLayers(graphPath, [new DenseLayer(d, d, matrix, map.Bias.Select(v => (float)v).ToArray(), Relu: false)], folder, tag);
+    }
+
+    /// <summary>
+    /// Writes a copy of <paramref name="graphPath"/> whose <c>Features</c> output is the backbone's features passed
+    /// through dense layers (<c>Gemm</c>, optionally <c>Relu</c>), and returns its path (content-addressed).
+    /// The output's declared width becomes the last layer's.
+    /// </summary>
+    /// <param name="graphPath">A fused graph with output <c>Features</c> [N,D].</param>
+    /// <param name="layers">The layers, in order; the first reads D inputs.</param>
+    /// <param name="folder">Where to write the graph; null means <see cref="FeaturizerGraph.DefaultFolder"/>.</param>
+    /// <param name="tag">Short name used in node and file names.</param>
+    public static string AppendLayers(string graphPath, IReadOnlyList<DenseLayer> layers, string? folder, string tag)
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        if (layers.Count == 0)
+            throw new ArgumentException("Give at least one layer.", nameof(layers));
+        var key = FeatureGraphEdits.Hash(layers.SelectMany(l => new[] { l.Weights, l.Bias, [l.Relu ? 1f : 0f] }).ToArray());
+        return WriteEdited(graphPath, folder, tag, key, model =>
         {
             var graph = model.Graph;
             var prefix = "mltransfer_" + tag + "_";
             RenameOutput(graph, FeaturizerGraph.OutputName, RawFeatures);
-            graph.Initializer.Add(FeaturizerGraph.Tensor(prefix + "a", [d, d], matrix));
-            graph.Initializer.Add(FeaturizerGraph.Tensor(prefix + "b", [d], bias));
-            var node = new NodeProto { OpType = "Gemm", Name = prefix + "gemm" };
-            node.Input.AddRange([RawFeatures, prefix + "a", prefix + "b"]);
-            node.Output.Add(FeaturizerGraph.OutputName);
-            graph.Node.Add(node);
+            var current = RawFeatures;
+            for (var i = 0; i < layers.Count; i++)
+            {
+                var layer = layers[i];
+                graph.Initializer.Add(FeaturizerGraph.Tensor($"{prefix}w{i}", [layer.Inputs, layer.Outputs], layer.Weights));
+                graph.Initializer.Add(FeaturizerGraph.Tensor($"{prefix}b{i}", [layer.Outputs], layer.Bias));
+                var last = i == layers.Count - 1;
+                var gemmOut = last && !layer.Relu ? FeaturizerGraph.OutputName : $"{prefix}gemm{i}_out";
+                graph.Node.Add(FeaturizerGraph.Node("Gemm", $"{prefix}gemm{i}", [current, $"{prefix}w{i}", $"{prefix}b{i}"], [gemmOut]));
+                current = gemmOut;
+                if (layer.Relu)
+                {
+                    var reluOut = last ? FeaturizerGraph.OutputName : $"{prefix}relu{i}_out";
+                    graph.Node.Add(FeaturizerGraph.Node("Relu", $"{prefix}relu{i}", [current], [reluOut]));
+                    current = reluOut;
+                }
+            }
+            var output = graph.Output.Single(o => o.Name == FeaturizerGraph.OutputName);
+            output.Type.TensorType.Shape.Dim[1].DimValue = layers[^1].Outputs;
         });
     }
 
@@ -93,5 +123,30 @@ public static class FeatureGraphEdits
             sha.AppendData(bytes);
         }
         return Convert.ToHexString(sha.GetHashAndReset())[..24];
+    }
+}
+
+/// <summary>A dense layer on row vectors: <c>y = x·W + b</c>, then <c>max(0, y)</c> when <see cref="Relu"/>.</summary>
+/// <param name="Inputs">Input width.</param>
+/// <param name="Outputs">Output width.</param>
+/// <param name="Weights">W, [Inputs, Outputs] row-major.</param>
+/// <param name="Bias">b, [Outputs].</param>
+/// <param name="Relu">Whether a ReLU follows.</param>
+public sealed record DenseLayer(int Inputs, int Outputs, float[] Weights, float[] Bias, bool Relu)
+{
+    /// <summary>Applies the layer to one vector.</summary>
+    /// <param name="x">The vector.</param>
+    public float[] Apply(float[] x)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        var y = new float[Outputs];
+        for (var j = 0; j < Outputs; j++)
+        {
+            double sum = Bias[j];
+            for (var i = 0; i < Inputs; i++)
+                sum += x[i] * Weights[i * Outputs + j];
+            y[j] = Relu ? (float)Math.Max(sum, 0) : (float)sum;
+        }
+        return y;
     }
 }
