@@ -42,6 +42,11 @@ public sealed class BenchDomainAdaptationSettings : CommonSettings
     [Description("Folder keeping backbone vectors between runs. Default: $TMPDIR/mltransfer/bench-vectors.")]
     public string? CacheDir { get; set; }
 
+    /// <summary>Score the saved models.</summary>
+    [CommandOption("--score-exported")]
+    [Description("Score every saved ML.NET model on the test images (slow) instead of the equivalent head on the graph's features.")]
+    public bool ScoreExported { get; set; }
+
     /// <summary>Markdown output.</summary>
     [CommandOption("--output")]
     [Description("Markdown file to write the table to (the table is printed either way).")]
@@ -66,7 +71,8 @@ public sealed class BenchDomainAdaptationCommand : Command<BenchDomainAdaptation
                 $"Unknown method '{w}': use {string.Join(", ", Methods.Select(m => m.Name))}.")).ToList();
         var seeds = settings.Seeds.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToList();
         var rows = DomainAdaptationBenchmark.Run(settings.Data, directions, methods, seeds, settings.ImageSize, log: line => console.WriteLine(line),
-            vectorCache: settings.CacheDir ?? Path.Combine(Path.GetTempPath(), "mltransfer", "bench-vectors"));
+            vectorCache: settings.CacheDir ?? Path.Combine(Path.GetTempPath(), "mltransfer", "bench-vectors"),
+            exportedModel: settings.ScoreExported);
         var table = DomainAdaptationBenchmark.ToMarkdown(rows);
         console.WriteLine();
         console.WriteLine(table);

@@ -14,8 +14,8 @@ public abstract class FeatureAdapterOptions : DomainAdaptationOptions
     /// <summary>Width of the trainable bottleneck (the head reads it). The default value is 256.</summary>
     public int BottleneckSize { get; set; } = 256;
 
-    /// <summary>Passes over the source training features. The default value is 40.</summary>
-    public int Epochs { get; set; } = 40;
+    /// <summary>Passes over the source training features (fixed budget: no early stopping, so no selection at all). The default value is 20.</summary>
+    public int Epochs { get; set; } = 20;
 
     /// <summary>Source images per step (the same number of target images is drawn). The default value is 64.</summary>
     public int BatchSize { get; set; } = 64;

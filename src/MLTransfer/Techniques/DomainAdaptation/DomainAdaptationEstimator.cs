@@ -87,7 +87,11 @@ public abstract class DomainAdaptationEstimator : IEstimator<TransferModel>
         clock.Restart();
         var context = new AdaptationContext(MLContext, featurizer, backbone, Options.Engine, classes, train, validation, target, Options.Seed);
         var adaptation = Adapt(context);
-        var head = adaptation.Head ?? FeatureHead.TrainLbfgs(MLContext, classes, adaptation.HeadTrainFeatures, train.Examples.Select(e => e.Label).ToArray(), Options.HeadL2Regularization);
+        var labels = train.Examples.Select(e => e.Label).ToArray();
+        var head = adaptation.Head ?? FeatureHead.TrainLbfgs(MLContext, classes, adaptation.HeadTrainFeatures, labels, Options.HeadL2Regularization);
+        var targetForHead = adaptation.TargetAsExported(target.Features, target.Examples);
+        if (adaptation.Head is null)
+            head = SelfTrain(head, classes, adaptation.HeadTrainFeatures, labels, targetForHead);
         var chain = TransferData.Compose(MLContext, featurizer.ImageSize, adaptation.GraphPath, head.ToMLNet(MLContext, Export.ImagePipeline.FeaturesColumn), train.Examples[0].ImagePath);
         var trainingTime = clock.Elapsed;
 
@@ -112,10 +116,29 @@ public abstract class DomainAdaptationEstimator : IEstimator<TransferModel>
         });
         var sourceRows = TargetImages.Sample(Enumerable.Range(0, train.Features.Length).ToList(), Options.ProjectionSamples, Options.Seed);
         var targetRows = TargetImages.Sample(Enumerable.Range(0, target.Features.Length).ToList(), Options.ProjectionSamples, Options.Seed);
-        var targetSample = targetRows.Select(i => target.Features[i]).ToArray();
-        return new DomainAdaptationResult(model, Method, head, sourceRows.Select(i => train.Features[i]).ToArray(), targetSample,
-            sourceRows.Select(i => adaptation.HeadTrainFeatures[i]).ToArray(), adaptation.TargetAsExported(targetSample, targetRows.Select(i => target.Examples[i]).ToList()),
-            target.Examples.Count);
+        return new DomainAdaptationResult(model, Method, head, sourceRows.Select(i => train.Features[i]).ToArray(), targetRows.Select(i => target.Features[i]).ToArray(),
+            sourceRows.Select(i => adaptation.HeadTrainFeatures[i]).ToArray(), targetRows.Select(i => targetForHead[i]).ToArray(),
+            target.Examples.Count, adaptation.TargetAsExported);
+    }
+
+    private LinearHead SelfTrain(LinearHead head, IReadOnlyList<string> classes, float[][] source, string[] labels, float[][] target)
+    {
+        for (var round = 1; round <= Options.SelfTrainingRounds; round++)
+        {
+            var share = Options.SelfTrainingFraction * round / Options.SelfTrainingRounds;
+            var predictions = target.Select((f, i) =>
+            {
+                var p = head.Predict(f);
+                var c = Array.IndexOf(p, p.Max());
+                return (Index: i, Class: c, Confidence: p[c]);
+            }).ToList();
+            var chosen = predictions.GroupBy(p => p.Class)
+                .SelectMany(g => g.OrderByDescending(p => p.Confidence).ThenBy(p => p.Index).Take((int)Math.Ceiling(share * g.Count())))
+                .OrderBy(p => p.Index).ToList();
+            head = FeatureHead.TrainLbfgs(MLContext, classes, source.Concat(chosen.Select(p => target[p.Index])).ToList(),
+                labels.Concat(chosen.Select(p => classes[p.Class])).ToList(), Options.HeadL2Regularization);
+        }
+        return head;
     }
 
     /// <summary>The method: returns the graph to export and the features the head is trained on.</summary>
@@ -174,5 +197,9 @@ public sealed class Adaptation
 /// <param name="SourceAfter">The same source rows in the space the head was trained in.</param>
 /// <param name="TargetAfter">The same target rows as the exported graph presents them to the head.</param>
 /// <param name="TargetCount">Target images used.</param>
+/// <param name="ToHeadFeatures">
+/// Maps raw backbone features of images (and the images) to what the exported graph gives the head for them,
+/// so <see cref="Head"/> applied to the result reproduces the model's scores without running ML.NET.
+/// </param>
 public sealed record DomainAdaptationResult(TransferModel Model, string Method, LinearHead Head, float[][] SourceBefore, float[][] TargetBefore,
-    float[][] SourceAfter, float[][] TargetAfter, int TargetCount);
+    float[][] SourceAfter, float[][] TargetAfter, int TargetCount, Func<IReadOnlyList<float[]>, IReadOnlyList<ImageExample>, float[][]> ToHeadFeatures);

@@ -41,6 +41,18 @@ public class DomainAdaptationOptions
     /// <summary>Featuriser over <see cref="Backbone"/>; null means an <see cref="OnnxImageFeaturizer"/>. The default value is null.</summary>
     public IImageFeaturizer? Featurizer { get; set; }
 
+    /// <summary>
+    /// Rounds of class-balanced self-training after adaptation (Zou, Yu, Kumar and Wang 2018, "Unsupervised Domain
+    /// Adaptation for Semantic Segmentation via Class-Balanced Self-Training", ECCV): the head labels the target
+    /// images, the most confident share of each predicted class joins the source features, and the head is
+    /// retrained; the share grows linearly to <see cref="SelfTrainingFraction"/> over the rounds. Uses no target
+    /// labels. Applies to the L-BFGS head (closed-form methods). The default value is 0 (off).
+    /// </summary>
+    public int SelfTrainingRounds { get; set; }
+
+    /// <summary>Share of each predicted target class kept as pseudo-labels in the last self-training round. The default value is 0.5.</summary>
+    public double SelfTrainingFraction { get; set; } = 0.5;
+
     /// <summary>Rows per domain kept in <see cref="DomainAdaptationResult"/> for projection plots. The default value is 500.</summary>
     public int ProjectionSamples { get; set; } = 500;
 }
@@ -79,8 +91,8 @@ public sealed class CoralOptions : DomainAdaptationOptions
 /// <summary>Options of <see cref="AdaBN"/>.</summary>
 public sealed class AdaBNOptions : DomainAdaptationOptions
 {
-    /// <summary>Images of each domain used to re-estimate BatchNorm statistics (a deterministic, seeded sample when there are more). The default value is 512.</summary>
-    public int MaxTargetImages { get; set; } = 512;
+    /// <summary>Images of each domain used to re-estimate BatchNorm statistics (a deterministic, seeded sample when there are more). The default value is 256.</summary>
+    public int MaxTargetImages { get; set; } = 256;
 
     /// <summary>
     /// Also re-estimate the statistics on the source images and compute the source features the head is trained

@@ -45,8 +45,6 @@ public class DomainAdaptationTests
         Assert.That(result.TargetAfter, Has.Length.EqualTo(24));
         var before = result.TargetBefore.Take(3).Select(f => result.Head.Predict(f)).ToList();
         Assert.That(direct.Zip(before).Any(p => Math.Abs(p.First[0] - p.Second[0]) > 1e-3), "the map changes the target features");
-        var images = TargetImages.List(target).Take(0).ToList();
-        Assert.That(images, Is.Empty);
     }
 
     [Test]
