@@ -33,6 +33,8 @@ public static class CliApp
                     .WithDescription("Accuracy and fit time of plain ML.NET vs MLTransfer feature extraction on the same split.");
                 bench.AddCommand<BenchFeaturizeCommand>("featurize")
                     .WithDescription("Images/s of ML.NET's DnnFeaturizeImage vs the MLTransfer engine, cached re-run speed-up, peak memory.");
+                bench.AddCommand<BenchDomainAdaptationCommand>("domain-adaptation")
+                    .WithDescription("Domain adaptation: every method, both directions, against source-only.");
             });
         });
         try
