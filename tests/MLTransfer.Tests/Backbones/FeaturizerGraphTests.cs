@@ -81,4 +81,12 @@ public class FeaturizerGraphTests
         var error = Assert.Throws<InvalidDataException>(() => FeaturizerGraph.Build(Backbone.ResNet18() with { ModelPath = fake }));
         Assert.That(error!.Message, Does.Contain(fake));
     }
+
+    [Test]
+    public void Should_refuse_an_image_size_the_network_cannot_take_before_running_it()
+    {
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => FeaturizerGraph.Build(Backbone.ResNet18(), 72));
+        Assert.That(error!.Message, Does.Contain("multiples of 32").And.Contain("64 or 96"));
+        Assert.That(FeaturizerGraph.Build(Backbone.ResNet18(), 96).Graph.Input[0].Name, Is.EqualTo(FeaturizerGraph.InputName));
+    }
 }
