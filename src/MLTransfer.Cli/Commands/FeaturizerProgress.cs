@@ -27,6 +27,8 @@ public static class FeaturizerProgress
                     task.Description = $"featurising (cached {p.FromCache:N0} / {p.Total:N0})";
                 }), cancellationToken);
                 task.Value = task.MaxValue;
+                task.StopTask();
+                context.Refresh();
             });
         return result!;
     }

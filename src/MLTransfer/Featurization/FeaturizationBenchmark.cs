@@ -428,17 +428,11 @@ public static class FeaturizationBenchmark
         return phase;
     }
 
-    private static FeaturizerOptions Clone(FeaturizerOptions options, bool useCache, string? cacheDirectory) => new()
+    private static FeaturizerOptions Clone(FeaturizerOptions options, bool useCache, string? cacheDirectory)
     {
-        ImageSize = options.ImageSize,
-        BatchSize = options.BatchSize,
-        DecodeThreads = options.DecodeThreads,
-        InferenceThreads = options.InferenceThreads,
-        IntraOpThreads = options.IntraOpThreads,
-        GraphDirectory = options.GraphDirectory,
-        MaxPixels = options.MaxPixels,
-        CacheMaxBytes = options.CacheMaxBytes,
-        UseCache = useCache,
-        CacheDirectory = cacheDirectory,
-    };
+        var copy = options.Clone();
+        copy.UseCache = useCache;
+        copy.CacheDirectory = cacheDirectory;
+        return copy;
+    }
 }

@@ -45,4 +45,7 @@ public sealed class FeaturizerOptions
 
     /// <summary>The number of decode threads <see cref="DecodeThreads"/> resolves to on this machine.</summary>
     public int EffectiveDecodeThreads => DecodeThreads > 0 ? DecodeThreads : Math.Max(1, Environment.ProcessorCount / 2);
+
+    /// <summary>A copy of these options (all settings, so that callers changing one or two never drop the others).</summary>
+    public FeaturizerOptions Clone() => (FeaturizerOptions)MemberwiseClone();
 }

@@ -18,7 +18,8 @@ namespace MLTransfer.Featurization;
 /// </summary>
 /// <remarks>
 /// Memory is bounded whatever the number of images: at most <c>2 × BatchSize + DecodeThreads</c> decoded images wait
-/// for a batch and <c>InferenceThreads + 1</c> batches exist; only the result (one vector per image) grows. Results come
+/// for a batch and <c>InferenceThreads + 1</c> batches exist, all reused across calls; only the result (one vector per
+/// image) grows. Results come
 /// back in input order. Unreadable images become <see cref="RejectedImage"/> entries, never exceptions.
 /// An instance can be used for one <see cref="Featurize"/> call at a time.
 /// </remarks>
@@ -28,6 +29,8 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
     private readonly Lazy<InferenceSession> _session;
     private readonly BottleneckCache? _cache;
     private readonly Lazy<string> _cacheContext;
+    private readonly ConcurrentBag<float[]> _pixelBuffers = new();
+    private readonly ConcurrentBag<Batch> _batches = new();
 
     /// <summary>Creates the featuriser; its ONNX Runtime session is created on first use.</summary>
     /// <param name="backbone">The backbone to run.</param>
@@ -122,13 +125,13 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
         var decodeThreads = Math.Min(_options.EffectiveDecodeThreads, count);
         var streams = Math.Clamp(_options.EffectiveInferenceThreads, 1, (count + batchSize - 1) / batchSize);
         var context = _cache is null ? null : _cacheContext.Value;
-        var pixelBuffers = new ConcurrentBag<float[]>();
+        var pixelBuffers = _pixelBuffers; // reused across calls, so repeated calls allocate no new large buffers
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var decoded = new BlockingCollection<WorkItem>(boundedCapacity: Math.Max(2, batchSize * 2));
         using var full = new BlockingCollection<Batch>(boundedCapacity: streams);
         using var free = new BlockingCollection<Batch>();
         for (var i = 0; i <= streams; i++)
-            free.Add(new Batch(batchSize, plane));
+            free.Add(_batches.TryTake(out var pooled) ? pooled : new Batch(batchSize, plane));
         Exception? failure = null;
         void Fail(Exception e)
         {
@@ -209,6 +212,11 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
                 full.CompleteAdding();
             WaitQuietly(inferers);
             WaitQuietly([decodingDone]);
+            while (free.TryTake(out var batch))
+            {
+                batch.Count = 0;
+                _batches.Add(batch);
+            }
         }
         cancellationToken.ThrowIfCancellationRequested();
         if (failure is not null)
