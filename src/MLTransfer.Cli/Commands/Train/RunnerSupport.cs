@@ -23,18 +23,6 @@ public static class RunnerSupport
         return images;
     }
 
-    /// <summary>Loads the training folder and the optional <c>--validation</c> folder, checking the latter's classes.</summary>
-    /// <param name="console">Where to render.</param>
-    /// <param name="settings">Parsed settings.</param>
-    public static (ImageFolder Train, ImageFolder? Validation) LoadTrainAndValidation(IAnsiConsole console, TrainSettings settings)
-    {
-        var folder = LoadFolder(console, settings.Folder!, settings.Strict);
-        var validation = settings.Validation is null ? null : LoadFolder(console, settings.Validation, settings.Strict, minimumClasses: 1);
-        if (validation is not null)
-            Evaluation.ModelEvaluator.CheckLabels(folder.Classes, validation.Examples.Select(e => e.Label));
-        return (folder, validation);
-    }
-
     /// <summary>Lists images that could not be used.</summary>
     /// <param name="console">Where to render.</param>
     /// <param name="rejected">The images.</param>
