@@ -1,4 +1,5 @@
 using MLTransfer.Cli.Commands;
+using MLTransfer.Cli.Commands.Bench;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -23,6 +24,12 @@ public static class CliApp
                 .WithDescription("Evaluate a saved model on a labelled folder: metrics and confusion matrix.");
             config.AddCommand<PredictCommand>("predict")
                 .WithDescription("Predict the class of an image or of every image in a folder.");
+            config.AddBranch("bench", bench =>
+            {
+                bench.SetDescription("Benchmarks against plain ML.NET, measured in the same run.");
+                bench.AddCommand<BenchAccuracyCommand>("accuracy")
+                    .WithDescription("Accuracy and fit time of plain ML.NET vs MLTransfer feature extraction on the same split.");
+            });
         });
         try
         {

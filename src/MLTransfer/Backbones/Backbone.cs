@@ -115,7 +115,8 @@ public sealed record Backbone
     }
 
     /// <summary>
-    /// Reads a backbone description from a JSON file. Paths in it are relative to the file's folder.
+    /// Reads a backbone description from a JSON file. Paths in it are relative to the file's folder, or start with
+    /// <c>package:</c> to name a file inside the pretrained-model package.
     /// Property names follow this type (camelCase accepted), enums as strings, e.g.
     /// <c>{"name":"mynet","modelPath":"mynet.onnx","inputName":"input","outputName":"pool","inputSize":224,
     /// "pixelScale":0.00392157,"normalization":"MeanStd","mean":[0.485,0.456,0.406],"std":[0.229,0.224,0.225],"featureSize":1280}</c>.
@@ -138,12 +139,20 @@ public sealed record Backbone
         var folder = Path.GetDirectoryName(Path.GetFullPath(specPath))!;
         spec = spec with
         {
-            ModelPath = Path.GetFullPath(Path.Combine(folder, spec.ModelPath)),
-            MeanImagePath = spec.MeanImagePath is null ? null : Path.GetFullPath(Path.Combine(folder, spec.MeanImagePath)),
+            ModelPath = ResolvePath(folder, spec.ModelPath),
+            MeanImagePath = spec.MeanImagePath is null ? null : ResolvePath(folder, spec.MeanImagePath),
         };
         spec.CheckConsistency(specPath);
         return spec;
     }
+
+    private static string ResolvePath(string folder, string path) =>
+        path.StartsWith(PackagePrefix, StringComparison.Ordinal)
+            ? BackboneFiles.Locate(path[PackagePrefix.Length..].Replace('/', Path.DirectorySeparatorChar))
+            : Path.GetFullPath(Path.Combine(folder, path));
+
+    /// <summary>Prefix of spec paths that point inside the pretrained-model NuGet package (no download).</summary>
+    public const string PackagePrefix = "package:";
 
     /// <summary>Writes this description as a JSON spec file.</summary>
     /// <param name="specPath">Destination path.</param>
