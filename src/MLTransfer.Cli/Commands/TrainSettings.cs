@@ -121,7 +121,7 @@ public sealed class TrainSettings : CommonSettings
 
     /// <summary>Multi-task: tasks.</summary>
     [CommandOption("--tasks")]
-    [Description("Multi-task: comma-separated task columns to learn (default: all).")]
+    [Description("Multi-task: comma-separated task columns to learn (default: all); add :regression or :classification to declare a kind, e.g. gender,age:regression (otherwise inferred).")]
     public string? Tasks { get; set; }
 
     /// <summary>Write plots.</summary>
