@@ -29,6 +29,8 @@ public static class CliApp
                 bench.SetDescription("Benchmarks against plain ML.NET, measured in the same run.");
                 bench.AddCommand<BenchAccuracyCommand>("accuracy")
                     .WithDescription("Accuracy and fit time of plain ML.NET vs MLTransfer feature extraction on the same split.");
+                bench.AddCommand<BenchMultiTaskCommand>("multi-task")
+                    .WithDescription("One multi-task model vs one single-task model per task: per-task accuracy/MAE and backbone passes.");
             });
         });
         try

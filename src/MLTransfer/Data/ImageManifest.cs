@@ -201,6 +201,16 @@ public sealed class ImageManifest
             Examples.Select(e => (IReadOnlyList<string>)[e.ImagePath, .. e.Labels]).ToList());
     }
 
+    /// <summary>The same tasks over some of the images (e.g. one side of a split).</summary>
+    /// <param name="examples">The images to keep; labels in the order of <see cref="Tasks"/>.</param>
+    public ImageManifest Subset(IReadOnlyList<MultiLabelExample> examples)
+    {
+        ArgumentNullException.ThrowIfNull(examples);
+        if (examples.Any(e => e.Labels.Count != Tasks.Count))
+            throw new ArgumentException($"Every example needs {Tasks.Count} labels.");
+        return new ImageManifest(Root, Tasks, examples, [], 0);
+    }
+
     /// <summary>Index of a task by name.</summary>
     /// <param name="name">The task name.</param>
     public int TaskIndex(string name)
