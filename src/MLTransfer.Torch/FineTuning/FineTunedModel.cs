@@ -1,0 +1,178 @@
+using Google.Protobuf;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MLTransfer.Export;
+using MLTransfer.Heads;
+using MLTransfer.Techniques;
+using MLTransfer.Torch.Onnx;
+using Onnx;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace MLTransfer.Torch.FineTuning;
+
+/// <summary>
+/// The result of fine-tuning: the trained backbone and head (in evaluation mode), which can predict directly with
+/// TorchSharp or be exported as a standalone ONNX model whose weights are the fine-tuned ones.
+/// </summary>
+public sealed class FineTunedModel : IDisposable
+{
+    /// <summary>The name of the probabilities output of <see cref="ToOnnx"/> with the head.</summary>
+    public const string ProbabilitiesName = "Probabilities";
+
+    /// <summary>The name of the logits (pre-softmax scores) value of <see cref="ToOnnx"/> with the head.</summary>
+    public const string LogitsName = "Logits";
+
+    private readonly FineTuningNetwork _network;
+
+    internal FineTunedModel(FineTuningNetwork network, IReadOnlyList<string> classNames, int imageSize, IReadOnlyList<FineTuningEpochMetrics> history)
+    {
+        _network = network;
+        _network.InputValue = network.Backbone.InputName;
+        _network.BackboneWithoutGradients = false;
+        _network.eval();
+        ClassNames = classNames;
+        ImageSize = imageSize;
+        History = history;
+    }
+
+    /// <summary>The class labels, in the order of the probabilities.</summary>
+    public IReadOnlyList<string> ClassNames { get; }
+
+    /// <summary>The side of the square images the model takes.</summary>
+    public int ImageSize { get; }
+
+    /// <summary>The metrics of every epoch run, in order (including epochs restored from a checkpoint).</summary>
+    public IReadOnlyList<FineTuningEpochMetrics> History { get; }
+
+    /// <summary>The name of the model's input: RGB planar pixels in 0–255, [N, 3, <see cref="ImageSize"/>, <see cref="ImageSize"/>].</summary>
+    public string InputName => _network.Backbone.InputName;
+
+    /// <summary>The name of the backbone's features output.</summary>
+    public string FeaturesName => _network.Backbone.OutputName;
+
+    /// <summary>The number of backbone features the head reads.</summary>
+    public int FeatureCount => (int)_network.Head.weight!.shape[1];
+
+    /// <summary>Class probabilities for images given as RGB planar floats in 0–255 (see <see cref="ImagePixelReader"/>).</summary>
+    /// <param name="pixels">One array of 3·ImageSize·ImageSize values per image.</param>
+    /// <param name="batchSize">Images per forward pass.</param>
+    /// <returns>One probability vector per image, in <see cref="ClassNames"/> order.</returns>
+    public float[][] PredictProbabilities(IReadOnlyList<float[]> pixels, int batchSize = 32)
+    {
+        ArgumentNullException.ThrowIfNull(pixels);
+        var result = new List<float[]>(pixels.Count);
+        using var noGrad = no_grad();
+        for (int start = 0; start < pixels.Count; start += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            int count = Math.Min(batchSize, pixels.Count - start);
+            float[] batch = pixels.Skip(start).Take(count).SelectMany(p => p).ToArray();
+            var probabilities = F.softmax(_network.forward(tensor(batch, [count, 3, ImageSize, ImageSize])), 1);
+            float[] flat = probabilities.data<float>().ToArray();
+            int classes = ClassNames.Count;
+            for (int i = 0; i < count; i++)
+            {
+                result.Add(flat.AsSpan(i * classes, classes).ToArray());
+            }
+        }
+
+        return result.ToArray();
+    }
+
+    /// <summary>Class probabilities for image files, decoded exactly like ML.NET's LoadImages → ResizeImages → ExtractPixels.</summary>
+    /// <param name="imagePaths">The image files.</param>
+    public float[][] PredictProbabilities(IReadOnlyList<string> imagePaths) =>
+        PredictProbabilities(ImagePixelReader.Read(imagePaths, ImageSize));
+
+    /// <summary>The head's weights, [classes × features] row-major, and biases, [classes].</summary>
+    public (float[] Weights, float[] Biases) HeadParameters()
+    {
+        using var weights = _network.Head.weight!.detach().contiguous();
+        using var biases = _network.Head.bias!.detach().contiguous();
+        return (weights.data<float>().ToArray(), biases.data<float>().ToArray());
+    }
+
+    /// <summary>
+    /// The fine-tuned network as ONNX: the original backbone graph with its initializers (weights and BatchNorm running
+    /// statistics) replaced by the trained values under the same names, plus, with <paramref name="includeHead"/>,
+    /// the head as Gemm → Softmax with output <see cref="ProbabilitiesName"/> [N, classes] (the features stay an output).
+    /// </summary>
+    /// <param name="includeHead">Whether to append the classification head.</param>
+    public ModelProto ToOnnx(bool includeHead = true)
+    {
+        var model = _network.Backbone.ExportModel();
+        if (!includeHead)
+        {
+            return model;
+        }
+
+        var graph = model.Graph;
+        graph.Initializer.Add(OnnxTensors.FromFloatTensor("HeadWeight", _network.Head.weight!));
+        graph.Initializer.Add(OnnxTensors.FromFloatTensor("HeadBias", _network.Head.bias!));
+        graph.Node.Add(new NodeProto
+        {
+            OpType = "Gemm",
+            Name = "HeadGemm",
+            Input = { FeaturesName, "HeadWeight", "HeadBias" },
+            Output = { LogitsName },
+            Attribute = { new AttributeProto { Name = "transB", Type = AttributeProto.Types.AttributeType.Int, I = 1 } },
+        });
+        graph.Node.Add(new NodeProto
+        {
+            OpType = "Softmax",
+            Name = "HeadSoftmax",
+            Input = { LogitsName },
+            Output = { ProbabilitiesName },
+            Attribute = { new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 1 } },
+        });
+        graph.Output.Insert(0, ProbabilitiesValue(ClassNames.Count));
+        return model;
+    }
+
+    /// <summary>Writes <see cref="ToOnnx"/> to <paramref name="path"/> (through a temporary file and a rename).</summary>
+    /// <param name="path">The .onnx file to write.</param>
+    /// <param name="includeHead">Whether to append the classification head.</param>
+    public void SaveOnnx(string path, bool includeHead = true)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        string temp = path + ".tmp";
+        File.WriteAllBytes(temp, ToOnnx(includeHead).ToByteArray());
+        File.Move(temp, path, overwrite: true);
+    }
+
+    /// <summary>
+    /// The fine-tuned model as an ML.NET chain made of ML.NET's own transforms only (<c>ImagePath</c> → LoadImages →
+    /// ResizeImages → ExtractPixels → ApplyOnnxModel on the fine-tuned backbone → linear softmax head →
+    /// <c>PredictedLabel</c>, <c>Score</c>), ready for <c>mlContext.Model.Save</c>.
+    /// </summary>
+    /// <param name="mlContext">The ML.NET context.</param>
+    /// <param name="graphPath">Where to write the fine-tuned backbone graph the chain reads (the saved <c>.zip</c> embeds it).</param>
+    /// <param name="sampleImage">Any readable image, used to give the chain its schema.</param>
+    public TransformerChain<ITransformer> ToMLNet(MLContext mlContext, string graphPath, string sampleImage)
+    {
+        ArgumentNullException.ThrowIfNull(mlContext);
+        ArgumentNullException.ThrowIfNull(graphPath);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(graphPath))!);
+        SaveOnnx(graphPath, includeHead: false);
+        var (weights, biases) = HeadParameters();
+        var rows = Enumerable.Range(0, ClassNames.Count).Select(k => weights.AsSpan(k * FeatureCount, FeatureCount).ToArray()).ToArray();
+        var head = new LinearHead(rows, biases, ClassNames).ToMLNet(mlContext, ImagePipeline.FeaturesColumn);
+        return TransferData.Compose(mlContext, ImageSize, graphPath, head, sampleImage);
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _network.Dispose();
+
+    private static ValueInfoProto ProbabilitiesValue(int classes)
+    {
+        var shape = new TensorShapeProto();
+        shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimParam = "N" });
+        shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = classes });
+        return new ValueInfoProto
+        {
+            Name = ProbabilitiesName,
+            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float, Shape = shape } },
+        };
+    }
+}

@@ -1,0 +1,119 @@
+using System.Diagnostics;
+using Microsoft.ML;
+using MLTransfer.Backbones;
+using MLTransfer.Data;
+using MLTransfer.Evaluation;
+using MLTransfer.Export;
+using MLTransfer.Techniques;
+
+namespace MLTransfer.Torch.FineTuning;
+
+/// <summary>
+/// Fine-tuning (Yosinski et al. 2014; Howard &amp; Ruder 2018): the whole pretrained backbone trains together with a
+/// new classification head, with gradual unfreezing and per-layer learning rates, on the CPU with TorchSharp.
+/// </summary>
+/// <remarks>
+/// <list type="table">
+/// <item><term>What it does</term><description>imports the backbone's ONNX graph into TorchSharp, trains it (see <see cref="FineTuningOptions"/>), writes the trained weights back into the graph.</description></item>
+/// <item><term>Exported model</term><description><c>ImagePath</c> → ML.NET image transforms → fine-tuned ONNX backbone → ML.NET linear softmax head: <c>PredictedLabel</c>, <c>Score</c>; it loads with ML.NET packages only (no libtorch).</description></item>
+/// </list>
+/// </remarks>
+public sealed class FineTuning : ITransferTechnique
+{
+    /// <summary>Creates the technique.</summary>
+    /// <param name="options">Options; null means the defaults.</param>
+    public FineTuning(FineTuningOptions? options = null) => Options = options ?? new FineTuningOptions();
+
+    /// <summary>The technique's options.</summary>
+    public FineTuningOptions Options { get; }
+
+    /// <inheritdoc />
+    public string Name => "fine-tuning";
+
+    /// <inheritdoc />
+    public IEstimator<ITransformer> CreateEstimator(MLContext mlContext) => new FineTuningEstimator(mlContext, Options);
+}
+
+/// <summary>The estimator of <see cref="FineTuning"/>: <c>Fit</c> fine-tunes and returns a <see cref="TransferModel"/>.</summary>
+public sealed class FineTuningEstimator : IEstimator<TransferModel>
+{
+    private readonly MLContext _mlContext;
+    private readonly FineTuningOptions _options;
+
+    internal FineTuningEstimator(MLContext mlContext, FineTuningOptions options)
+    {
+        _mlContext = mlContext ?? throw new ArgumentNullException(nameof(mlContext));
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        _options.Validate();
+    }
+
+    /// <summary>Fine-tunes on a data view with <c>ImagePath</c> and <c>Label</c> text columns.</summary>
+    /// <param name="input">The labelled images.</param>
+    public TransferModel Fit(IDataView input)
+    {
+        var examples = TransferData.ReadExamples(input);
+        var rejected = examples
+            .Select(e => (Example: e, Problem: ImageFileCheck.Problem(e.ImagePath)))
+            .Where(p => p.Problem is not null)
+            .Select(p => new RejectedImage(p.Example.ImagePath, p.Problem!))
+            .ToList();
+        var rejectedPaths = rejected.Select(r => r.Path).ToHashSet(StringComparer.Ordinal);
+        var usable = examples.Where(e => !rejectedPaths.Contains(e.ImagePath)).ToList();
+        var (train, validation) = _options.Validation is { } explicitValidation ? (usable, explicitValidation)
+            : _options.ValidationFraction > 0 ? ImageFolder.StratifiedSplit(usable, _options.ValidationFraction, _options.Seed)
+            : (usable, []);
+
+        var clock = Stopwatch.StartNew();
+        using var model = new FineTuningTrainer(_options).Fit(train, validation);
+        var trainingTime = clock.Elapsed;
+
+        string folder = _options.GraphDirectory ?? Path.Combine(Path.GetTempPath(), "mltransfer", "fine-tuned");
+        string graphPath = Path.Combine(folder, $"fine-tuned-{(_options.Backbone ?? Backbone.ResNet18()).Name}-{_options.ImageSize}px-{Guid.NewGuid():N}.onnx");
+        var chain = model.ToMLNet(_mlContext, graphPath, train[0].ImagePath);
+
+        ClassificationReport? report = null;
+        if (validation.Count > 0)
+        {
+            var index = model.ClassNames.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i, StringComparer.Ordinal);
+            report = ClassificationReport.Compute(
+                model.ClassNames,
+                validation.Select(e => index[e.Label]).ToArray(),
+                model.PredictProbabilities(validation.Select(e => e.ImagePath).ToArray()));
+        }
+
+        return new TransferModel(chain, new TrainingReport
+        {
+            Technique = "fine-tuning",
+            Classes = model.ClassNames,
+            TrainCount = train.Count,
+            ValidationCount = validation.Count,
+            Rejected = rejected,
+            Validation = report,
+            History = model.History
+                .Select(m => new EpochMetrics(m.Epoch - 1, m.TrainLoss, m.TrainAccuracy, m.ValidationLoss ?? double.NaN, m.ValidationAccuracy ?? double.NaN, m.LearningRate))
+                .ToList(),
+            TrainingTime = trainingTime,
+        });
+    }
+
+    /// <inheritdoc />
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        if (!inputSchema.Any(c => c.Name == ImagePipeline.ImagePathColumn))
+        {
+            throw new ArgumentException($"The input needs an '{ImagePipeline.ImagePathColumn}' text column.");
+        }
+
+        if (!inputSchema.Any(c => c.Name == TransferData.LabelColumn))
+        {
+            throw new ArgumentException($"The input needs a '{TransferData.LabelColumn}' text column.");
+        }
+
+        var graph = FeaturizerGraph.Materialize(_options.Backbone ?? Backbone.ResNet18(), _options.ImageSize);
+        return ImagePipeline.Create(_mlContext, _options.ImageSize, graph)
+            .Append(_mlContext.Transforms.Conversion.MapValueToKey(TransferData.LabelColumn))
+            .Append(_mlContext.MulticlassClassification.Trainers.LbfgsMaximumEntropy(TransferData.LabelColumn, ImagePipeline.FeaturesColumn))
+            .Append(_mlContext.Transforms.Conversion.MapKeyToValue("PredictedLabel"))
+            .GetOutputSchema(inputSchema);
+    }
+}

@@ -1,0 +1,99 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MLTransfer.Data;
+using MLTransfer.Evaluation;
+using MLTransfer.Export;
+using MLTransfer.Techniques;
+using MLTransfer.Torch.FineTuning;
+using NUnit.Framework;
+
+namespace MLTransfer.Torch.Tests.FineTuning;
+
+public class FineTuningTechniqueTests
+{
+    private static ImageExample[] Images(int classes, int perClass, int skip = 0) =>
+        TestData.Images(classes, perClass, skip).Select(i => new ImageExample { ImagePath = i.Path, Label = i.Label.ToString(System.Globalization.CultureInfo.InvariantCulture) }).ToArray();
+
+    [Test]
+    public void Should_predict_the_same_with_the_reloaded_zip_as_with_torchsharp()
+    {
+        string dir = TestData.TempDirectory();
+        try
+        {
+            var train = Images(classes: 3, perClass: 3);
+            var options = new FineTuningOptions { Epochs = 1, UnfreezeAfterEpochs = 0, BatchSize = 3, ImageSize = 64, ValidationFraction = 0, Seed = 3 };
+            using var model = new FineTuningTrainer(options).Fit(train);
+
+            var ml = new MLContext(seed: 0);
+            var chain = model.ToMLNet(ml, Path.Combine(dir, "backbone.onnx"), train[0].ImagePath);
+            string zip = Path.Combine(dir, "model.zip");
+            ml.Model.Save(chain, ImagePipeline.SampleInput(ml, train[0].ImagePath).Schema, zip);
+
+            var consumer = new MLContext();
+            var loaded = consumer.Model.Load(zip, out _);
+            var unseen = Images(classes: 3, perClass: 2, skip: 10).Select(e => e.ImagePath).ToArray();
+            var zipScores = ModelEvaluator.Predict(consumer, loaded, unseen);
+            var zipClasses = ModelEvaluator.Classes(loaded);
+            var torchScores = model.PredictProbabilities(unseen);
+
+            double maxAbs = 0;
+            for (int i = 0; i < unseen.Length; i++)
+            {
+                for (int k = 0; k < zipClasses.Count; k++)
+                {
+                    int torchIndex = model.ClassNames.ToList().IndexOf(zipClasses[k]);
+                    maxAbs = Math.Max(maxAbs, Math.Abs(zipScores[i][k] - torchScores[i][torchIndex]));
+                }
+            }
+
+            TestContext.Out.WriteLine($"reloaded .zip vs TorchSharp: max |Δp| = {maxAbs:E3}");
+            Assert.That(zipClasses, Is.EquivalentTo(model.ClassNames));
+            Assert.That(maxAbs, Is.LessThanOrEqualTo(1e-4));
+
+            var labels = loaded.Transform(consumer.Data.LoadFromEnumerable(unseen.Select(p => new ImageExample { ImagePath = p })))
+                .GetColumn<string>("PredictedLabel").ToArray();
+            var torchLabels = torchScores.Select(p => model.ClassNames[Array.IndexOf(p, p.Max())]).ToArray();
+            Assert.That(labels, Is.EqualTo(torchLabels));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Test]
+    public void Should_fit_through_the_transfer_catalog_and_report_history_and_validation()
+    {
+        string dir = TestData.TempDirectory();
+        try
+        {
+            var ml = new MLContext(seed: 0);
+            var data = TransferData.ToDataView(ml, Images(classes: 2, perClass: 4));
+            var epochs = new List<FineTuningEpochMetrics>();
+            var options = new FineTuningOptions
+            {
+                Epochs = 2, BatchSize = 3, ImageSize = 64, ValidationFraction = 0.25, Seed = 1, GraphDirectory = dir, MetricsCallback = epochs.Add,
+            };
+
+            var model = ml.Transfer().FineTuning(options).Fit(data);
+            Assert.That(model.Report.Technique, Is.EqualTo("fine-tuning"));
+            Assert.That(model.Report.Classes, Is.EqualTo(new[] { "0", "1" }));
+            Assert.That(model.Report.TrainCount + model.Report.ValidationCount, Is.EqualTo(8));
+            Assert.That(model.Report.ValidationCount, Is.EqualTo(2));
+            Assert.That(model.Report.History, Has.Count.EqualTo(2));
+            Assert.That(epochs.Select(e => e.Phase), Is.EqualTo(new[] { FineTuningPhase.HeadOnly, FineTuningPhase.WholeNetwork }));
+            Assert.That(model.Report.Validation!.Count, Is.EqualTo(2));
+
+            var predicted = model.Transform(data).GetColumn<string>("PredictedLabel").ToArray();
+            Assert.That(predicted, Has.Length.EqualTo(8).And.All.AnyOf("0", "1"));
+            Assert.That(Directory.GetFiles(dir, "*.onnx"), Has.Length.EqualTo(1));
+
+            var viaUse = ml.Transfer().Use(new Torch.FineTuning.FineTuning(options));
+            Assert.That(viaUse, Is.InstanceOf<FineTuningEstimator>());
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}

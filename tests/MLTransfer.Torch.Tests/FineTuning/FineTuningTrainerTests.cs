@@ -1,0 +1,142 @@
+using MLTransfer.Backbones;
+using MLTransfer.Data;
+using Google.Protobuf;
+using MLTransfer.Torch.FineTuning;
+using NUnit.Framework;
+using TorchSharp;
+
+namespace MLTransfer.Torch.Tests.FineTuning;
+
+public class FineTuningTrainerTests
+{
+    private static ImageExample[] Images(int classes = 3, int perClass = 4) =>
+        TestData.Images(classes, perClass).Select(i => new ImageExample { ImagePath = i.Path, Label = "digit" + i.Label }).ToArray();
+
+    private static FineTuningOptions Tiny(Action<FineTuningOptions>? change = null)
+    {
+        var options = new FineTuningOptions
+        {
+            Epochs = 2,
+            BatchSize = 4,
+            ImageSize = 64,
+            UnfreezeAfterEpochs = 1,
+            ValidationFraction = 0.25,
+            WarmupEpochs = 0.5,
+            Seed = 7,
+        };
+        change?.Invoke(options);
+        return options;
+    }
+
+    [Test]
+    public void Should_train_head_then_whole_network_and_export_onnx_that_matches_torchsharp()
+    {
+        var metrics = new List<FineTuningEpochMetrics>();
+        var images = Images();
+        using var model = new FineTuningTrainer(Tiny(o => o.MetricsCallback = metrics.Add)).Fit(images);
+
+        Assert.That(metrics.Select(m => m.Phase), Is.EqualTo(new[] { FineTuningPhase.HeadOnly, FineTuningPhase.WholeNetwork }));
+        Assert.That(metrics.Select(m => m.Epoch), Is.EqualTo(new[] { 1, 2 }));
+        Assert.That(metrics.All(m => double.IsFinite(m.TrainLoss) && m.TrainLoss > 0 && m.ImagesPerSecond > 0), Is.True);
+        Assert.That(metrics.All(m => m.ValidationAccuracy is >= 0 and <= 1), Is.True);
+        Assert.That(model.ClassNames, Is.EqualTo(new[] { "digit0", "digit1", "digit2" }));
+
+        float[][] pixels = ImagePixelReader.Read(images.Select(i => i.ImagePath).ToArray(), 64);
+        float[][] torchProbabilities = model.PredictProbabilities(pixels);
+        Assert.That(torchProbabilities.All(p => Math.Abs(p.Sum() - 1) < 1e-5), Is.True);
+
+        byte[] onnx = model.ToOnnx().ToByteArray();
+        float[] ortProbabilities = TestData.RunOnnxRuntime(onnx, model.InputName, pixels.SelectMany(p => p).ToArray(), [pixels.Length, 3, 64, 64], FineTunedModel.ProbabilitiesName);
+        double maxAbs = TestData.MaxAbsDifference(torchProbabilities.SelectMany(p => p).ToArray(), ortProbabilities);
+        TestContext.Out.WriteLine($"exported ONNX vs TorchSharp: max |Δp| = {maxAbs:E3}");
+        Assert.That(maxAbs, Is.LessThanOrEqualTo(1e-4));
+
+        // The export carries the trained weights: the original backbone must give different probabilities.
+        using var original = Torch.Onnx.OnnxModuleImporter.Import(FeaturizerGraph.Build(Backbone.ResNet18(), 64));
+        var exported = global::Onnx.ModelProto.Parser.ParseFrom(onnx);
+        var firstConvWeight = exported.Graph.Node.First(n => n.OpType == "Conv" && !n.Input[1].StartsWith("mltransfer_", StringComparison.Ordinal)).Input[1];
+        var trained = exported.Graph.Initializer.Single(t => t.Name == firstConvWeight);
+        var before = original.TrainableParameters[firstConvWeight].data<float>().ToArray();
+        var after = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(trained.RawData.Span).ToArray();
+        Assert.That(after, Is.Not.EqualTo(before), "whole-network epochs must change the first convolution");
+    }
+
+    [Test]
+    public void Should_repeat_a_run_exactly_given_the_seed()
+    {
+        var images = Images(classes: 2, perClass: 3);
+        var options = Tiny(o => { o.ValidationFraction = 0; o.UnfreezeAfterEpochs = 0; o.Epochs = 1; });
+        using var a = new FineTuningTrainer(options).Fit(images);
+        using var b = new FineTuningTrainer(options).Fit(images);
+        Assert.That(b.History.Select(m => m.TrainLoss), Is.EqualTo(a.History.Select(m => m.TrainLoss)));
+        Assert.That(b.HeadParameters().Weights, Is.EqualTo(a.HeadParameters().Weights));
+
+        options.Seed = 8;
+        using var c = new FineTuningTrainer(options).Fit(images);
+        Assert.That(c.HeadParameters().Weights, Is.Not.EqualTo(a.HeadParameters().Weights));
+    }
+
+    [Test]
+    public void Should_resume_a_killed_run_from_its_checkpoint_and_end_like_an_uninterrupted_one()
+    {
+        var images = Images(classes: 2, perClass: 3);
+        string dir = TestData.TempDirectory();
+        try
+        {
+            var uninterruptedOptions = Tiny(o => o.ValidationFraction = 0);
+            using var uninterrupted = new FineTuningTrainer(uninterruptedOptions).Fit(images);
+
+            using var kill = new CancellationTokenSource();
+            var killedOptions = Tiny(o => { o.ValidationFraction = 0; o.CheckpointDirectory = dir; o.MetricsCallback = _ => kill.Cancel(); });
+            Assert.Throws<OperationCanceledException>(() => new FineTuningTrainer(killedOptions).Fit(images, cancellationToken: kill.Token));
+            Assert.That(File.Exists(Path.Combine(dir, "fine-tuning.checkpoint")), Is.True);
+            Assert.That(Directory.GetFiles(dir, "*.tmp"), Is.Empty);
+
+            var resumed = new List<FineTuningEpochMetrics>();
+            var resumeOptions = Tiny(o => { o.ValidationFraction = 0; o.CheckpointDirectory = dir; o.Resume = true; o.MetricsCallback = resumed.Add; });
+            using var model = new FineTuningTrainer(resumeOptions).Fit(images);
+
+            Assert.That(resumed.Select(m => m.Epoch), Is.EqualTo(new[] { 2 }), "only the missing epoch runs");
+            Assert.That(model.History, Has.Count.EqualTo(2));
+            Assert.That(model.History.Select(m => m.TrainLoss), Is.EqualTo(uninterrupted.History.Select(m => m.TrainLoss)));
+            Assert.That(model.HeadParameters().Weights, Is.EqualTo(uninterrupted.HeadParameters().Weights));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Test]
+    public void Should_train_only_the_top_blocks_on_cached_lower_block_outputs()
+    {
+        var images = Images(classes: 2, perClass: 3);
+        var metrics = new List<FineTuningEpochMetrics>();
+        var options = Tiny(o => { o.TrainTopBlocksOnly = true; o.TopBlocks = 2; o.UnfreezeAfterEpochs = 0; o.ValidationFraction = 0; o.MetricsCallback = metrics.Add; });
+        using var model = new FineTuningTrainer(options).Fit(images);
+        Assert.That(metrics.All(m => m.Phase == FineTuningPhase.TopBlocks), Is.True);
+
+        var original = FeaturizerGraph.Build(Backbone.ResNet18(), 64);
+        var exported = model.ToOnnx(includeHead: false);
+        var convs = exported.Graph.Node.Where(n => n.OpType == "Conv" && !n.Input[1].StartsWith("mltransfer_", StringComparison.Ordinal)).Select(n => n.Input[1]).ToList();
+        float[] Weights(global::Onnx.ModelProto m, string name)
+        {
+            var t = m.Graph.Initializer.Single(i => i.Name == name);
+            return t.FloatData.Count > 0 ? t.FloatData.ToArray() : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(t.RawData.Span).ToArray();
+        }
+
+        Assert.That(Weights(exported, convs[0]), Is.EqualTo(Weights(original, convs[0])), "the lowest convolution is frozen");
+        Assert.That(Weights(exported, convs[^1]), Is.Not.EqualTo(Weights(original, convs[^1])), "the top convolution trains");
+    }
+
+    [Test]
+    public void Should_not_grow_live_native_tensors_across_epochs()
+    {
+        var images = Images(classes: 2, perClass: 3);
+        var live = new List<long>();
+        var options = Tiny(o => { o.Epochs = 3; o.UnfreezeAfterEpochs = 0; o.ValidationFraction = 0.34; o.MetricsCallback = _ => live.Add(DisposeScopeManager.Statistics.ThreadTotalLiveCount); });
+        using var model = new FineTuningTrainer(options).Fit(images);
+        Assert.That(live, Has.Count.EqualTo(3));
+        Assert.That(live[2], Is.EqualTo(live[1]), $"live tensors per epoch: {string.Join(", ", live)}");
+    }
+}
