@@ -38,33 +38,7 @@ public sealed class MultiTaskFineTunedModel
     /// A standalone ONNX model with one output per task: <c>Score_T</c> (softmax probabilities, [N,K]) for classification,
     /// <c>Score_T</c> ([N,1]) for regression, after the shared <c>Features</c>, which stay an output.
     /// </summary>
-    public ModelProto ToOnnx()
-    {
-        var model = Backbone.Clone();
-        var graph = model.Graph;
-        foreach (var head in Heads)
-        {
-            var name = head.Task.Name;
-            var (rows, bias) = head.Classifier is { } c ? (c.Weights, c.Bias) : ([head.Regressor!.Weights], new[] { head.Regressor.Bias });
-            var d = rows[0].Length;
-            graph.Initializer.Add(Backbones.FeaturizerGraph.Tensor($"head_{name}_w", [rows.Length, d], rows.SelectMany(r => r).ToArray()));
-            graph.Initializer.Add(Backbones.FeaturizerGraph.Tensor($"head_{name}_b", [rows.Length], bias));
-            var linear = head.Classifier is null ? MultiTaskColumns.Score(name) : $"head_{name}_logits";
-            graph.Node.Add(new NodeProto
-            {
-                OpType = "Gemm", Name = $"head_{name}_gemm", Input = { ImagePipeline.FeaturesColumn, $"head_{name}_w", $"head_{name}_b" }, Output = { linear },
-                Attribute = { new AttributeProto { Name = "transB", Type = AttributeProto.Types.AttributeType.Int, I = 1 } },
-            });
-            if (head.Classifier is not null)
-                graph.Node.Add(new NodeProto
-                {
-                    OpType = "Softmax", Name = $"head_{name}_softmax", Input = { linear }, Output = { MultiTaskColumns.Score(name) },
-                    Attribute = { new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 1 } },
-                });
-            graph.Output.Add(Output(MultiTaskColumns.Score(name), rows.Length));
-        }
-        return model;
-    }
+    public ModelProto ToOnnx() => MultiTaskOnnx.WithTaskOutputs(Backbone, Heads);
 
     /// <summary>Writes <see cref="ToOnnx"/> to a file.</summary>
     /// <param name="path">The .onnx file.</param>
@@ -83,17 +57,5 @@ public sealed class MultiTaskFineTunedModel
         ArgumentNullException.ThrowIfNull(mlContext);
         AtomicFile.Write(graphPath, s => Backbone.WriteTo(s));
         return TransferData.Compose(mlContext, ImageSize, graphPath, TaskHead.Chain(mlContext, Heads), sampleImage);
-    }
-
-    private static ValueInfoProto Output(string name, int width)
-    {
-        var shape = new TensorShapeProto();
-        shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimParam = "N" });
-        shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = width });
-        return new ValueInfoProto
-        {
-            Name = name,
-            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float, Shape = shape } },
-        };
     }
 }

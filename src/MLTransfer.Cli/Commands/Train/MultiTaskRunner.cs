@@ -49,6 +49,7 @@ public sealed class MultiTaskRunner : ITrainRunner
             Validation = validation is null ? null : Align(validation, manifest),
             Seed = settings.Seed,
             Strict = settings.Strict,
+            OnnxPath = Path.ChangeExtension(settings.Output, ".onnx"),
         };
         var model = RunnerSupport.WithProgress(console, (progress, _) =>
         {
@@ -57,6 +58,7 @@ public sealed class MultiTaskRunner : ITrainRunner
         });
         if (model.Report.ValidationCount > 0)
             TaskTables.Metrics(console, model.Report.Tasks, "Validation, per task");
+        console.MarkupLineInterpolated($"[grey]standalone ONNX (one Score_T output per task): {Path.GetFullPath(options.OnnxPath)}[/]");
         return model;
     }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Google.Protobuf;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using MLTransfer.Backbones;
@@ -85,6 +86,8 @@ public sealed class MultiTaskEstimator : IEstimator<TransferModel>
         clock.Restart();
         var heads = tasks.Select((task, t) => TrainHead(task, t, train)).ToList();
         var chain = TransferData.Compose(_mlContext, featurizer.ImageSize, featurizer.GraphPath, TaskHead.Chain(_mlContext, heads), train.Examples[0].ImagePath);
+        if (_options.OnnxPath is { } onnxPath)
+            AtomicFile.Write(onnxPath, stream => MultiTaskOnnx.WithTaskOutputs(FeaturizerGraph.Load(featurizer.GraphPath), heads).WriteTo(stream));
         var trainingTime = clock.Elapsed;
 
         var reports = new Dictionary<string, TaskReport>(StringComparer.Ordinal);

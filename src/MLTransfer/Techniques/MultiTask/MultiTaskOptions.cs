@@ -59,6 +59,12 @@ public sealed class MultiTaskOptions
     /// <summary>Fail on the first image that cannot be decoded instead of reporting and skipping it. The default value is false.</summary>
     public bool Strict { get; set; }
 
+    /// <summary>
+    /// Also write a standalone ONNX model here: the backbone with one output <c>Score_T</c> per task (<see cref="MultiTaskOnnx"/>).
+    /// The default value is null (no ONNX file).
+    /// </summary>
+    public string? OnnxPath { get; set; }
+
     /// <summary>Receives featurisation progress. The default value is null.</summary>
     public IProgress<FeaturizationProgress>? Progress { get; set; }
 

@@ -78,6 +78,28 @@ public class MultiTaskTests
         Assert.That(model.Report.Tasks.Keys, Is.EqualTo(new[] { "value" }));
     }
 
+    [Test]
+    public void Standalone_onnx_should_have_one_output_per_task_equal_to_the_zip()
+    {
+        var ml = new MLContext(seed: 1);
+        var manifest = Manifest(3, ["2", "5", "7"]);
+        var options = Options();
+        options.OnnxPath = Path.Combine(TestData.TempFolder(), "multi.onnx");
+        var model = ml.Transfer().MultiTask(options).Fit(manifest.ToDataView(ml));
+        var probe = TestData.SampleImage("5", 13);
+        var row = model.Transform(ml.Data.LoadFromEnumerable(new[] { new ImageExample { ImagePath = probe } }));
+        var pixels = row.GetColumn<VBuffer<float>>("Pixels").Single().DenseValues().ToArray();
+        using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(options.OnnxPath);
+        Assert.That(session.OutputMetadata.Keys, Is.SupersetOf(new[] { "Score_digit", "Score_parity", "Score_value" }));
+        var input = new Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<float>(pixels, [1, 3, 64, 64]);
+        using var results = session.Run([Microsoft.ML.OnnxRuntime.NamedOnnxValue.CreateFromTensor("Pixels", input)]);
+        float[] Output(string name) => results.Single(r => r.Name == name).AsEnumerable<float>().ToArray();
+        foreach (var task in new[] { "digit", "parity" })
+            Assert.That(Output("Score_" + task), Is.EqualTo(row.GetColumn<VBuffer<float>>("Score_" + task).Single().DenseValues().ToArray()).Within(1e-4f), task);
+        var value = row.GetColumn<float>("Score_value").Single();
+        Assert.That(Output("Score_value").Single(), Is.EqualTo(value).Within(1e-3f * Math.Max(1, Math.Abs(value))));
+    }
+
     private static float[][] TrainFeatures(IImageFeaturizer featurizer, ImageManifest manifest) =>
         featurizer.Featurize(manifest.Examples.Select(e => e.ImagePath).ToList()).Features.Select(f => f!).ToArray();
 
