@@ -38,7 +38,7 @@ public static class MultiTaskEvaluation
                 throw new ArgumentException($"This model has the tasks '{string.Join("', '", tasks.Keys)}': give --manifest labels.csv.");
             folderTask = classification[0];
         }
-        var images = MultiTaskRunner.LoadManifest(console, manifest, folder, folderTask, strict);
+        var images = MultiTaskRunner.LoadManifest(console, manifest, folder, folderTask, strict, tasks);
         var reports = MultiTaskEvaluator.Evaluate(mlContext, model, images);
         if (json)
         {

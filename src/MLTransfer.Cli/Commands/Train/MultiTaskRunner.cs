@@ -71,12 +71,14 @@ public sealed class MultiTaskRunner : ITrainRunner
     /// null means all (for folders: the task name, default <c>label</c>).
     /// </param>
     /// <param name="strict">Fail on unreadable images.</param>
-    public static ImageManifest LoadManifest(IAnsiConsole console, string? manifestPath, string? folder, string? tasks, bool strict)
+    /// <param name="knownKinds">Kinds to use for tasks not declared in <paramref name="tasks"/> (e.g. a model's); null infers them.</param>
+    public static ImageManifest LoadManifest(IAnsiConsole console, string? manifestPath, string? folder, string? tasks, bool strict,
+        IReadOnlyDictionary<string, TaskKind>? knownKinds = null)
     {
         var specs = tasks?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
             .Select(t => t.Split(':', 2, StringSplitOptions.TrimEntries)).ToArray();
         var names = specs?.Select(s => s[0]).ToArray();
-        var kinds = specs?.Where(s => s.Length == 2).ToDictionary(s => s[0], s => ParseKind(s[1]));
+        var kinds = specs?.Where(s => s.Length == 2).ToDictionary(s => s[0], s => ParseKind(s[1])) ?? knownKinds;
         ImageManifest manifest;
         if (manifestPath is not null)
             manifest = ImageManifest.Load(manifestPath, new ImageManifestOptions { Tasks = names, Kinds = kinds, Strict = strict });
