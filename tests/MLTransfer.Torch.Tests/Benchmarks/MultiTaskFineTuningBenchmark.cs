@@ -16,7 +16,7 @@ namespace MLTransfer.Torch.Tests.Benchmarks;
 /// not part of the normal run:
 /// <c>MLTRANSFER_BENCH_MANIFEST=../shared/data/utkface-multitask-subset/labels.csv dotnet test tests/MLTransfer.Torch.Tests -c Release --filter FullyQualifiedName~MultiTaskFineTuningBenchmark</c>.
 /// The test set is the same seeded 20 % as <c>mltransfer bench multi-task</c>; the rest (optionally limited to
-/// <c>TRAIN_LIMIT</c> images) trains, with 10 % of it for validation and early stopping. Every model is saved, reloaded with a
+/// <c>TRAIN_LIMIT</c> images, a seeded random subset) trains, with 10 % of it for validation and early stopping. Every model is saved, reloaded with a
 /// bare MLContext and scored through its .zip. Appends a Markdown section to <c>MLTRANSFER_BENCH_OUTPUT</c> when set.
 /// </summary>
 [Explicit("Benchmark: many minutes of CPU")]
@@ -38,7 +38,13 @@ public class MultiTaskFineTuningBenchmark
         var seed = Int("SEED", 1);
         var (pool, testExamples) = MultiTaskData.Split(manifest.Examples, 0.2, seed);
         var limit = Int("TRAIN_LIMIT", pool.Count);
-        pool = pool.Take(limit).ToList();
+        if (limit < pool.Count)
+        {
+            // A seeded random subset: the manifest is sorted (e.g. by gender), so its first rows are not a sample.
+            var shuffled = pool.ToArray();
+            new Random(seed + 1).Shuffle(shuffled);
+            pool = shuffled.Take(limit).ToList();
+        }
         var test = manifest.Subset(testExamples);
         var work = Env("WORK", Path.Combine(Path.GetTempPath(), "mltransfer", "bench-multi-task-fine-tuned"));
         Directory.CreateDirectory(work);
