@@ -76,6 +76,12 @@ public sealed class MultiTaskFineTuningOptions
     /// <summary>Gradient balancing on the shared backbone. The default value is <see cref="GradientBalancing.None"/>.</summary>
     public GradientBalancing Balancing { get; set; } = GradientBalancing.None;
 
+    /// <summary>
+    /// Keep the backbone's BatchNorm running statistics while fine-tuning (BatchNorm scales and biases still train), so the
+    /// features the heads see in training match the exported model's; steadier with small batches and few images. The default value is true.
+    /// </summary>
+    public bool FreezeBatchNormStatistics { get; set; } = true;
+
     /// <summary>Random horizontal flips of training images. The default value is true.</summary>
     public bool HorizontalFlip { get; set; } = true;
 

@@ -57,6 +57,7 @@ public sealed class MultiTaskFineTuningTrainer
 
         var description = o.Backbone ?? Backbone.ResNet18();
         var backbone = OnnxModuleImporter.Import(FeaturizerGraph.Build(description, o.ImageSize), FeaturizerGraph.InputName, FeaturizerGraph.OutputName);
+        backbone.FreezeBatchNormStatistics = o.FreezeBatchNormStatistics;
         var network = new MultiTaskNetwork(backbone, description.FeatureSize, targets.Tasks, n => n.StartsWith(PreprocessingPrefix, StringComparison.Ordinal));
         try
         {

@@ -25,6 +25,8 @@ public class MultiTaskFineTuningBenchmark
 {
     private static string Env(string name, string fallback) => Environment.GetEnvironmentVariable("MLTRANSFER_BENCH_" + name) ?? fallback;
 
+    private static double Double(string name, double fallback) => double.Parse(Env(name, fallback.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
+
     private static int Int(string name, int fallback) => int.Parse(Env(name, fallback.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
 
     [Test]
@@ -58,9 +60,10 @@ public class MultiTaskFineTuningBenchmark
         MultiTaskFineTuningOptions Options(IReadOnlyList<string> tasks, LossWeighting weighting) => new()
         {
             Tasks = tasks, Kinds = manifest.Tasks.ToDictionary(t => t.Name, t => t.Kind), ImageSize = Int("IMAGE_SIZE", 96), Epochs = Int("EPOCHS", 3),
-            UnfreezeAfterEpochs = Int("UNFREEZE_AFTER", 1), BatchSize = Int("BATCH_SIZE", 32), ValidationFraction = 0.1, Seed = seed, Weighting = weighting,
+            UnfreezeAfterEpochs = Int("UNFREEZE_AFTER", 1), BatchSize = Int("BATCH_SIZE", 32),
+            LearningRate = Double("LR", 1e-3), BackboneLearningRateFactor = Double("BACKBONE_LR_FACTOR", 0.1), ValidationFraction = 0.1, Seed = seed, Weighting = weighting,
             Balancing = Env("BALANCING", "none") == "pcgrad" ? GradientBalancing.PCGrad : GradientBalancing.None, EarlyStoppingPatience = 2,
-            GraphDirectory = work,
+            GraphDirectory = work, FreezeBatchNormStatistics = Env("FREEZE_BN", "true") == "true",
             MetricsCallback = m => Write($"  epoch {m.Epoch}/{m.Epochs} {m.Phase}: loss {m.TrainLoss:F3} mean val score {m.MeanValidationScore:F4} " +
                 string.Join(" ", m.Validation.Select(p => $"{p.Key}={(p.Value.Classification is { } c ? c.MicroAccuracy.ToString("F3", CultureInfo.InvariantCulture) : "MAE " + p.Value.Regression!.MeanAbsoluteError.ToString("F2", CultureInfo.InvariantCulture))}")) +
                 " weights " + string.Join(" ", m.TaskWeights.Select(p => $"{p.Key}={p.Value:F2}")) + $" elapsed {m.Elapsed:mm\\:ss}"),
@@ -112,10 +115,11 @@ public class MultiTaskFineTuningBenchmark
         };
         var o = Options(names, weighting);
         var heading = $"## Fine-tuned: multi-task vs single-task fine-tuning\n\nResNet18 fine-tuned with TorchSharp at {o.ImageSize} px, {o.Epochs} epochs " +
-            $"({o.UnfreezeAfterEpochs} heads-only), batch {o.BatchSize}, AdamW with one-cycle, backbone LR ×{o.BackboneLearningRateFactor}, 10 % validation with early stopping " +
-            $"on the mean task score (patience {o.EarlyStoppingPatience}). Multi-task loss weighting: {weighting}; gradient balancing: {o.Balancing}. " +
+            $"({o.UnfreezeAfterEpochs} heads-only), batch {o.BatchSize}, AdamW with one-cycle, peak LR {o.LearningRate} (backbone ×{o.BackboneLearningRateFactor}), 10 % validation with early stopping " +
+            $"on the mean task score (patience {o.EarlyStoppingPatience}), BatchNorm statistics {(o.FreezeBatchNormStatistics ? "frozen" : "updated")}. Multi-task loss weighting: {weighting}; gradient balancing: {o.Balancing}. " +
             $"Single-task models: the same trainer with one task. Machine: {Environment.ProcessorCount} CPU cores (shared with other jobs), no GPU.";
         var command = $"MLTRANSFER_BENCH_MANIFEST={manifestPath} MLTRANSFER_BENCH_TRAIN_LIMIT={limit} MLTRANSFER_BENCH_IMAGE_SIZE={o.ImageSize} MLTRANSFER_BENCH_EPOCHS={o.Epochs} " +
+            $"MLTRANSFER_BENCH_UNFREEZE_AFTER={o.UnfreezeAfterEpochs} MLTRANSFER_BENCH_LR={o.LearningRate} MLTRANSFER_BENCH_WEIGHTING={Env("WEIGHTING", "uncertainty")} " +
             "dotnet test tests/MLTransfer.Torch.Tests -c Release --filter FullyQualifiedName~MultiTaskFineTuningBenchmark";
         var markdown = MultiTaskBenchmark.Markdown(result, heading, command);
         Write(markdown);
