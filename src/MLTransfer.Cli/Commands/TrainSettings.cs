@@ -98,6 +98,11 @@ public sealed class TrainSettings : CommonSettings
     [Description("Fine-tuning: continue a killed run from its last checkpoint.")]
     public bool Resume { get; set; }
 
+    /// <summary>Fine-tuning: train only the top blocks on cached lower-block outputs.</summary>
+    [CommandOption("--top-blocks-only")]
+    [Description("Fine-tuning: freeze the lower blocks and cache their outputs (fast on CPUs).")]
+    public bool TopBlocksOnly { get; set; }
+
     /// <summary>Domain adaptation: unlabelled target folder.</summary>
     [CommandOption("--target")]
     [Description("Domain adaptation: folder of unlabelled target-domain images (sub-folders allowed, labels ignored).")]

@@ -136,9 +136,8 @@ public sealed class FineTunedModel : IDisposable
     public void SaveOnnx(string path, bool includeHead = true)
     {
         ArgumentNullException.ThrowIfNull(path);
-        string temp = path + ".tmp";
-        File.WriteAllBytes(temp, ToOnnx(includeHead).ToByteArray());
-        File.Move(temp, path, overwrite: true);
+        var bytes = ToOnnx(includeHead).ToByteArray();
+        AtomicFile.WriteAllBytes(path, bytes);
     }
 
     /// <summary>

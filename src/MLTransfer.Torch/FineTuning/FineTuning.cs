@@ -70,6 +70,8 @@ public sealed class FineTuningEstimator : IEstimator<TransferModel>
         string folder = _options.GraphDirectory ?? Path.Combine(Path.GetTempPath(), "mltransfer", "fine-tuned");
         string graphPath = Path.Combine(folder, $"fine-tuned-{(_options.Backbone ?? Backbone.ResNet18()).Name}-{_options.ImageSize}px-{Guid.NewGuid():N}.onnx");
         var chain = model.ToMLNet(_mlContext, graphPath, train[0].ImagePath);
+        if (_options.OnnxExportPath is { } onnxPath)
+            model.SaveOnnx(onnxPath);
 
         ClassificationReport? report = null;
         if (validation.Count > 0)

@@ -97,6 +97,12 @@ public sealed class FineTuningOptions
     public string? GraphDirectory { get; set; }
 
     /// <summary>
+    /// When set, the fine-tuned network with its head (Gemm → Softmax, output <c>Probabilities</c>) is also written
+    /// to this path as a standalone ONNX model, atomically. The default value is null.
+    /// </summary>
+    public string? OnnxExportPath { get; set; }
+
+    /// <summary>
     /// Stop when validation accuracy has not improved for this many epochs (the best epoch's weights are kept);
     /// 0 never stops early. The default value is 3.
     /// </summary>

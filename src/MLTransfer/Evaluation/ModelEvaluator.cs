@@ -15,6 +15,7 @@ public static class ModelEvaluator
         ArgumentNullException.ThrowIfNull(model);
         var builder = new DataViewSchema.Builder();
         builder.AddColumn(Export.ImagePipeline.ImagePathColumn, TextDataViewType.Instance);
+        builder.AddColumn(Techniques.TransferData.LabelColumn, TextDataViewType.Instance);
         var output = model.GetOutputSchema(builder.ToSchema());
         var score = output.GetColumnOrNull(scoreColumn)
             ?? throw new InvalidDataException($"The model has no '{scoreColumn}' column; is it an MLTransfer image classifier?");
