@@ -62,6 +62,8 @@ public sealed class MultiTaskFineTuningEstimator : IEstimator<TransferModel>
         var folder = _options.GraphDirectory ?? Path.Combine(Path.GetTempPath(), "mltransfer", "fine-tuned");
         var graphPath = Path.Combine(folder, $"multi-task-{(_options.Backbone ?? Backbones.Backbone.ResNet18()).Name}-{_options.ImageSize}px-{Guid.NewGuid():N}.onnx");
         var chain = model.ToMLNet(_mlContext, graphPath, train[0].ImagePath);
+        if (_options.OnnxPath is { } onnxPath)
+            model.SaveOnnx(onnxPath);
         var reports = model.History.LastOrDefault(h => h.IsBest)?.Validation
             ?? tasks.ToDictionary(t => t.Name, t => new TaskReport { Task = t.Name, Kind = t.Kind });
         return new TransferModel(chain, new TrainingReport

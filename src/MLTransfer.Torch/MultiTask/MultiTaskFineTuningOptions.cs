@@ -109,6 +109,9 @@ public sealed class MultiTaskFineTuningOptions
     /// <summary>Folder for the fine-tuned ONNX graph the exported chain reads; null means <c>$TMPDIR/mltransfer/fine-tuned</c>. The default value is null.</summary>
     public string? GraphDirectory { get; set; }
 
+    /// <summary>Also write a standalone ONNX model here, with one output <c>Score_T</c> per task. The default value is null (no ONNX file).</summary>
+    public string? OnnxPath { get; set; }
+
     /// <summary>Receives per-task metrics after every epoch. The default value is null.</summary>
     public Action<MultiTaskEpochMetrics>? MetricsCallback { get; set; }
 

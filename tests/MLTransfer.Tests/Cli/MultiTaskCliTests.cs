@@ -47,6 +47,20 @@ public class MultiTaskCliTests
     }
 
     [Test]
+    public void Should_fine_tune_a_multi_task_model_from_the_command_line()
+    {
+        var manifest = SampleManifest.Write(3, ["0", "1", "2", "3"]);
+        var model = Path.Combine(TestData.TempFolder(), "fine-tuned.zip");
+        var (code, output, error) = CliTests.Run("train", "--technique", "multi-task-fine-tuning", "--manifest", manifest, "--tasks", "digit,parity,value:regression",
+            "--output", model, "--image-size", "64", "--epochs", "1", "--unfreeze-after", "0", "--batch-size", "4", "--validation-fraction", "0.25",
+            "--loss-weighting", "fixed", "--task-weights", "value=0.5", "--gradient-balancing", "pcgrad", "--no-plots");
+        Assert.That(code, Is.Zero, error + output);
+        var loaded = ModelFile.Load(new MLContext(), model);
+        Assert.That(MLTransfer.Evaluation.MultiTaskEvaluator.Tasks(loaded).Keys, Is.EquivalentTo(new[] { "digit", "parity", "value" }));
+        Assert.That(File.Exists(Path.ChangeExtension(model, ".onnx")));
+    }
+
+    [Test]
     public void Should_reject_an_unknown_task_kind_and_a_manifest_path_escaping_its_folder()
     {
         var manifest = SampleManifest.Write(2, ["0", "1"]);
