@@ -24,11 +24,17 @@ public static class CliApp
                 .WithDescription("Evaluate a saved model on a labelled folder: metrics and confusion matrix.");
             config.AddCommand<PredictCommand>("predict")
                 .WithDescription("Predict the class of an image or of every image in a folder.");
+            config.AddCommand<FeaturizeCommand>("featurize")
+                .WithDescription("Featurise a folder of images with the backbone and write features + labels as CSV or Parquet.");
             config.AddBranch("bench", bench =>
             {
                 bench.SetDescription("Benchmarks against plain ML.NET, measured in the same run.");
                 bench.AddCommand<BenchAccuracyCommand>("accuracy")
                     .WithDescription("Accuracy and fit time of plain ML.NET vs MLTransfer feature extraction on the same split.");
+                bench.AddCommand<BenchFeaturizeCommand>("featurize")
+                    .WithDescription("Images/s of ML.NET's DnnFeaturizeImage vs the MLTransfer engine, cached re-run speed-up, peak memory.");
+                bench.AddCommand<BenchDomainAdaptationCommand>("domain-adaptation")
+                    .WithDescription("Domain adaptation: every method, both directions, against source-only.");
                 bench.AddCommand<BenchMultiTaskCommand>("multi-task")
                     .WithDescription("One multi-task model vs one single-task model per task: per-task accuracy/MAE and backbone passes.");
             });

@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using MLTransfer.Techniques;
+using MLTransfer.Techniques.DomainAdaptation;
 using MLTransfer.Techniques.FeatureExtraction;
 
 namespace MLTransfer;
@@ -49,6 +50,41 @@ public sealed class TransferCatalog
     /// <param name="backbone">The frozen backbone; null means ResNet18.</param>
     public FeatureExtractionEstimator ImageClassification(Heads.ImageClassificationHeadOptions options, Backbones.Backbone? backbone = null) =>
         FeatureExtraction(new FeatureExtractionOptions { Head = HeadKind.ImageClassification, ImageClassification = options, Backbone = backbone, ValidationFraction = 0 });
+
+    /// <summary>
+    /// Domain adaptation with a closed-form method on the frozen backbone's features: labelled source images
+    /// (the data view given to <c>Fit</c>: <c>ImagePath</c>, <c>Label</c>) and unlabelled target images from a folder.
+    /// </summary>
+    /// <param name="targetFolder">Folder of unlabelled target-domain images (searched recursively; labels ignored).</param>
+    /// <param name="method">The method. The default value is <see cref="DomainAdaptationMethod.Coral"/>.</param>
+    /// <param name="imageSize">Square input size; null means the backbone's native size.</param>
+    /// <param name="seed">Seed of the split and training.</param>
+    public DomainAdaptationEstimator DomainAdaptation(string targetFolder, DomainAdaptationMethod method = DomainAdaptationMethod.Coral, int? imageSize = null, int seed = 0)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(targetFolder);
+        return method switch
+        {
+            DomainAdaptationMethod.Coral => DomainAdaptation(new CoralOptions { TargetFolder = targetFolder, Engine = { ImageSize = imageSize }, Seed = seed }),
+            DomainAdaptationMethod.AdaBN => DomainAdaptation(new AdaBNOptions { TargetFolder = targetFolder, Engine = { ImageSize = imageSize }, Seed = seed }),
+            DomainAdaptationMethod.SourceOnly => DomainAdaptation(new SourceOnlyOptions { TargetFolder = targetFolder, Engine = { ImageSize = imageSize }, Seed = seed }),
+            _ => throw new ArgumentOutOfRangeException(nameof(method), method, "Unknown domain-adaptation method."),
+        };
+    }
+
+    /// <summary>CORAL domain adaptation (Sun, Feng and Saenko 2016) with full options.</summary>
+    /// <param name="options">The options; <see cref="DomainAdaptationOptions.TargetFolder"/> or <see cref="DomainAdaptationOptions.TargetImages"/> is required.</param>
+    public DomainAdaptationEstimator DomainAdaptation(CoralOptions options) =>
+        new CoralEstimator(Context, options ?? throw new ArgumentNullException(nameof(options)));
+
+    /// <summary>AdaBN domain adaptation (Li et al. 2016) with full options.</summary>
+    /// <param name="options">The options; <see cref="DomainAdaptationOptions.TargetFolder"/> or <see cref="DomainAdaptationOptions.TargetImages"/> is required.</param>
+    public DomainAdaptationEstimator DomainAdaptation(AdaBNOptions options) =>
+        new AdaBNEstimator(Context, options ?? throw new ArgumentNullException(nameof(options)));
+
+    /// <summary>The source-only baseline of domain adaptation (same backbone, head and split, no adaptation).</summary>
+    /// <param name="options">The options; target images are featurised only for the report's plots.</param>
+    public DomainAdaptationEstimator DomainAdaptation(SourceOnlyOptions options) =>
+        new SourceOnlyEstimator(Context, options ?? throw new ArgumentNullException(nameof(options)));
 }
 
 /// <summary>Extension methods that attach MLTransfer to <see cref="MLContext"/>.</summary>

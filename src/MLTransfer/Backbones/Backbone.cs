@@ -71,6 +71,12 @@ public sealed record Backbone
     /// <summary>Name of the initializer holding the mean image inside <see cref="MeanImagePath"/>. The default value is <c>MeanImage</c>.</summary>
     public string MeanImageInitializer { get; init; } = "MeanImage";
 
+    /// <summary>
+    /// Image sizes other than <see cref="InputSize"/> must be a multiple of this (the network's total stride; a size
+    /// that is not makes the strided layers disagree on shapes). The default value is 32.
+    /// </summary>
+    public int SizeMultiple { get; init; } = 32;
+
     /// <summary>Length of the feature vector the backbone outputs. The default value is 512.</summary>
     public int FeatureSize { get; init; } = 512;
 

@@ -34,6 +34,9 @@ public static class FeaturizerGraph
         var size = imageSize ?? backbone.InputSize;
         if (size < 16)
             throw new ArgumentOutOfRangeException(nameof(imageSize), size, "Image size must be at least 16 pixels.");
+        if (size != backbone.InputSize && backbone.SizeMultiple > 1 && size % backbone.SizeMultiple != 0)
+            throw new ArgumentOutOfRangeException(nameof(imageSize), size,
+                $"Backbone '{backbone.Name}' takes image sizes that are multiples of {backbone.SizeMultiple} (e.g. {size / backbone.SizeMultiple * backbone.SizeMultiple} or {(size / backbone.SizeMultiple + 1) * backbone.SizeMultiple}), or its native {backbone.InputSize}.");
         var model = Load(backbone.ModelPath);
         var graph = model.Graph;
 

@@ -58,7 +58,7 @@ public static class ImageFileCheck
         }
     }
 
-    private static string Describe(SKCodecResult result) => result switch
+    internal static string Describe(SKCodecResult result) => result switch
     {
         SKCodecResult.IncompleteInput => "truncated",
         SKCodecResult.ErrorInInput => "corrupt data",

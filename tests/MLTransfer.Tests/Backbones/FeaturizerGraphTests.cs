@@ -51,7 +51,7 @@ public class FeaturizerGraphTests
     {
         var ml = new MLContext(seed: 1);
         var paths = TestData.SampleSubset(2, "1", "7").Select(e => e.ImagePath).ToArray();
-        using var engine = new OnnxImageFeaturizer(Backbone.ResNet18(), new FeaturizerOptions { ImageSize = 96, BatchSize = 3, GraphDirectory = TestData.TempFolder() });
+        using var engine = new OnnxImageFeaturizer(Backbone.ResNet18(), new FeaturizerOptions { ImageSize = 96, BatchSize = 3, UseCache = false, GraphDirectory = TestData.TempFolder() });
         var fromEngine = engine.Featurize(paths);
 
         var data = ml.Data.LoadFromEnumerable(paths.Select(p => new Row { ImagePath = p }));
@@ -80,5 +80,13 @@ public class FeaturizerGraphTests
         File.WriteAllText(fake, "this is not a protobuf model at all");
         var error = Assert.Throws<InvalidDataException>(() => FeaturizerGraph.Build(Backbone.ResNet18() with { ModelPath = fake }));
         Assert.That(error!.Message, Does.Contain(fake));
+    }
+
+    [Test]
+    public void Should_refuse_an_image_size_the_network_cannot_take_before_running_it()
+    {
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => FeaturizerGraph.Build(Backbone.ResNet18(), 72));
+        Assert.That(error!.Message, Does.Contain("multiples of 32").And.Contain("64 or 96"));
+        Assert.That(FeaturizerGraph.Build(Backbone.ResNet18(), 96).Graph.Input[0].Name, Is.EqualTo(FeaturizerGraph.InputName));
     }
 }

@@ -61,7 +61,7 @@ public class OnnxModuleImporterOperatorTests
         g.Initializer.AddRange(
         [
             Floats("W", 6, 2, 3, 3), Floats("B", 6),
-            Floats("bnScale", 6), Floats("bnBias", 6), Floats("bnMean", 6), Scalar("dummy", 0f),
+            Floats("bnScale", 6), Floats("bnBias", 6), Floats("bnMean", 6),
             Scalar("clipMin", 0f), Scalar("clipMax", 0.5f), Floats("shift", 6, 1, 1), Longs("splitSizes", 12, 12), Longs("shape", 0, -1),
             Floats("Wg", 5, 12), Floats("Cg", 5), Floats("Wg2", 12, 5), Floats("Cg2", 5), Floats("Wm", 5, 5),
         ]);

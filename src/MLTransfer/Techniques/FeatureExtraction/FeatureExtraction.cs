@@ -73,11 +73,10 @@ public sealed class FeatureExtractionEstimator : IEstimator<TransferModel>
         var workspace = _options.ImageClassification.WorkspacePath;
         if (_options.Head != HeadKind.ImageClassification || workspace is null || engine.CacheDirectory is not null)
             return engine;
-        return new FeaturizerOptions
-        {
-            ImageSize = engine.ImageSize, CacheDirectory = workspace, UseCache = engine.UseCache && _options.ImageClassification.ReuseTrainSetBottleneckCachedValues,
-            BatchSize = engine.BatchSize, DecodeThreads = engine.DecodeThreads, IntraOpThreads = engine.IntraOpThreads, GraphDirectory = engine.GraphDirectory,
-        };
+        var options = engine.Clone();
+        options.CacheDirectory = workspace;
+        options.UseCache = engine.UseCache && _options.ImageClassification.ReuseTrainSetBottleneckCachedValues;
+        return options;
     }
 
     private TransferModel Train(IImageFeaturizer featurizer, IReadOnlyList<ImageExample> examples)

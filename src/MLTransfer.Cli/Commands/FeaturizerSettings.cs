@@ -1,0 +1,85 @@
+using System.ComponentModel;
+using MLTransfer.Featurization;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace MLTransfer.Cli.Commands;
+
+/// <summary>Engine tuning options: image size, batch size and decode threads.</summary>
+public class EngineTuningSettings : CommandSettings
+{
+    /// <summary>Square image size; null means the backbone's native size.</summary>
+    [CommandOption("--image-size <PIXELS>")]
+    [Description("Square image size fed to the backbone, a multiple of 32 (e.g. 160 or 128 to trade accuracy for speed). Default: the backbone's (224).")]
+    public int? ImageSize { get; set; }
+
+    /// <summary>Images per inference batch.</summary>
+    [CommandOption("--batch-size <N>")]
+    [Description("Images per inference batch. Default: 8.")]
+    public int? BatchSize { get; set; }
+
+    /// <summary>Decode threads.</summary>
+    [CommandOption("--decode-threads <N>")]
+    [Description("Threads decoding images while inference runs. Default: one per two cores.")]
+    public int? DecodeThreads { get; set; }
+
+    /// <summary>Inference threads.</summary>
+    [CommandOption("--inference-threads <N>")]
+    [Description("Batches run at the same time on the shared session. Default: 2 on two or more cores.")]
+    public int? InferenceThreads { get; set; }
+
+    /// <inheritdoc />
+    public override ValidationResult Validate()
+    {
+        if (InferenceThreads is < 1)
+            return ValidationResult.Error("--inference-threads must be at least 1.");
+        if (ImageSize is < 16)
+            return ValidationResult.Error("--image-size must be at least 16.");
+        if (BatchSize is < 1)
+            return ValidationResult.Error("--batch-size must be at least 1.");
+        if (DecodeThreads is < 1)
+            return ValidationResult.Error("--decode-threads must be at least 1.");
+        return ValidationResult.Success();
+    }
+
+    /// <summary>The engine options these settings describe (cache on, default folder).</summary>
+    public virtual FeaturizerOptions ToOptions()
+    {
+        var options = new FeaturizerOptions { ImageSize = ImageSize };
+        if (BatchSize is { } batch)
+            options.BatchSize = batch;
+        if (DecodeThreads is { } threads)
+            options.DecodeThreads = threads;
+        if (InferenceThreads is { } inference)
+            options.InferenceThreads = inference;
+        return options;
+    }
+}
+
+/// <summary>Options every command that featurises images shares: backbone, cache and engine tuning.</summary>
+public class FeaturizerSettings : EngineTuningSettings
+{
+    /// <summary>Backbone name or spec file.</summary>
+    [CommandOption("--backbone <NAME|SPEC>")]
+    [Description("Backbone: 'resnet18' or the path of a backbone spec (.json). Default: resnet18.")]
+    public string Backbone { get; set; } = "resnet18";
+
+    /// <summary>Bottleneck cache folder.</summary>
+    [CommandOption("--cache-dir <DIR>")]
+    [Description("Bottleneck cache folder. Default: $TMPDIR/mltransfer/cache.")]
+    public string? CacheDirectory { get; set; }
+
+    /// <summary>Disables the bottleneck cache.</summary>
+    [CommandOption("--no-cache")]
+    [Description("Neither read nor write the bottleneck cache.")]
+    public bool NoCache { get; set; }
+
+    /// <inheritdoc />
+    public override FeaturizerOptions ToOptions()
+    {
+        var options = base.ToOptions();
+        options.CacheDirectory = CacheDirectory;
+        options.UseCache = !NoCache;
+        return options;
+    }
+}

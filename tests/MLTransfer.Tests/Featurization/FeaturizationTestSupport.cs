@@ -1,0 +1,56 @@
+using MLTransfer.Backbones;
+using MLTransfer.Featurization;
+using MLTransfer.Tests.TestSupport;
+
+namespace MLTransfer.Tests.Featurization;
+
+/// <summary>Shared helpers: one fused-graph folder per test run, small images, scratch caches.</summary>
+internal static class FeaturizationTestSupport
+{
+    private static readonly Lazy<string> Graphs = new(TestData.TempFolder);
+
+    public const int Size = 64;
+
+    public static OnnxImageFeaturizer Engine(string? cacheDirectory, int decodeThreads = 1, int batchSize = 4, int size = Size,
+        long cacheMaxBytes = BottleneckCache.DefaultMaxBytes, int inferenceThreads = 1) =>
+        new(Backbone.ResNet18(), new FeaturizerOptions
+        {
+            ImageSize = size,
+            BatchSize = batchSize,
+            DecodeThreads = decodeThreads,
+            InferenceThreads = inferenceThreads,
+            GraphDirectory = Graphs.Value,
+            UseCache = cacheDirectory is not null,
+            CacheDirectory = cacheDirectory,
+            CacheMaxBytes = cacheMaxBytes,
+        });
+
+    /// <summary>Copies some sample images into a fresh folder (so tests can change them) and returns their paths.</summary>
+    public static List<string> CopyImages(int perClass, params string[] classes)
+    {
+        var folder = TestData.CopySample(perClass, classes);
+        return Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).OrderBy(f => f, StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>Writes a zero-byte file, a text file named .jpg and a truncated JPEG into a folder.</summary>
+    public static (string Empty, string Text, string Truncated) UnreadableImages(string folder)
+    {
+        var empty = Path.Combine(folder, "empty.jpg");
+        File.WriteAllBytes(empty, []);
+        var text = Path.Combine(folder, "notes.jpg");
+        File.WriteAllText(text, "not an image, just text with a .jpg name");
+        var truncated = Path.Combine(folder, "truncated.jpg");
+        var jpeg = File.ReadAllBytes(Path.Combine(TestData.SharedImages, "hotdog.jpg"));
+        File.WriteAllBytes(truncated, jpeg[..(jpeg.Length * 2 / 3)]);
+        return (empty, text, truncated);
+    }
+
+    public static float MaxAbsDifference(float[] a, float[] b) => a.Zip(b, (x, y) => Math.Abs(x - y)).Max();
+
+    public sealed class Recorder : IProgress<FeaturizationProgress>
+    {
+        public List<FeaturizationProgress> Reports { get; } = [];
+
+        public void Report(FeaturizationProgress value) => Reports.Add(value);
+    }
+}

@@ -1,0 +1,57 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MLTransfer.Export;
+using MLTransfer.Featurization;
+using MLTransfer.Tests.TestSupport;
+using NUnit.Framework;
+
+namespace MLTransfer.Tests.Featurization;
+
+public class ImagePreprocessorTests
+{
+    private sealed class Row
+    {
+        public string ImagePath { get; set; } = "";
+    }
+
+    private static IEnumerable<string> RealImages() =>
+        TestData.SampleSubset(2, "0", "4", "8").Select(e => e.ImagePath)
+            .Concat(new[] { "banana.jpg", "hotdog.jpg", "tomato.bmp", "tomato.jpg", "tomato_format32bppPArgb.jpg",
+                "tomato_indexedpixelformat.gif", "fillmode_test.png" }.Select(f => Path.Combine(TestData.SharedImages, f)));
+
+    [TestCase(224)]
+    [TestCase(96)]
+    [TestCase(100)]
+    [TestCase(61)]
+    public void Should_produce_the_same_pixels_as_mlnet_image_transforms(int size)
+    {
+        var paths = RealImages().ToArray();
+        var ml = new MLContext(seed: 0);
+        var data = ml.Data.LoadFromEnumerable(paths.Select(p => new Row { ImagePath = p }));
+        var expected = OnnxImageFeaturizer.DecodeEstimator(ml, size).Fit(data).Transform(data)
+            .GetColumn<VBuffer<float>>(ImagePipeline.PixelsColumn).Select(v => v.DenseValues().ToArray()).ToArray();
+
+        var actual = new float[ImagePreprocessor.PixelCount(size)];
+        for (var i = 0; i < paths.Length; i++)
+        {
+            var problem = ImagePreprocessor.TryLoadPixels(paths[i], size, actual);
+            Assert.That(problem, Is.Null, paths[i]);
+            Assert.That(actual, Is.EqualTo(expected[i]), $"{Path.GetFileName(paths[i])} at {size} px");
+        }
+    }
+
+    [Test]
+    public void Should_explain_why_an_image_cannot_be_used()
+    {
+        var folder = TestData.TempFolder();
+        var (empty, text, truncated) = FeaturizationTestSupport.UnreadableImages(folder);
+        var pixels = new float[ImagePreprocessor.PixelCount(64)];
+
+        Assert.That(ImagePreprocessor.TryLoadPixels(empty, 64, pixels), Does.Contain("empty"));
+        Assert.That(ImagePreprocessor.TryLoadPixels(text, 64, pixels), Does.Contain("not a supported image"));
+        Assert.That(ImagePreprocessor.TryLoadPixels(truncated, 64, pixels), Does.Contain("truncated"));
+        Assert.That(ImagePreprocessor.TryLoadPixels(Path.Combine(folder, "missing.jpg"), 64, pixels), Is.EqualTo("file not found"));
+        Assert.That(ImagePreprocessor.TryLoadPixels(Path.Combine(TestData.SharedImages, "banana.jpg"), 64, pixels, maxPixels: 100),
+            Does.Contain("over the limit"));
+    }
+}

@@ -1,0 +1,40 @@
+using Microsoft.ML;
+using MLTransfer.Cli.Commands;
+using MLTransfer.Cli.Commands.Train;
+using MLTransfer.Tests.TestSupport;
+using NUnit.Framework;
+using Spectre.Console;
+
+namespace MLTransfer.Tests.Techniques.DomainAdaptation;
+
+public class DomainAdaptationRunnerTests
+{
+    [Test]
+    public void Runner_reports_source_only_and_adapted_accuracy_and_writes_the_projection_plot()
+    {
+        string[] classes = ["0", "1", "2"];
+        var output = Path.Combine(TestData.TempFolder(), "da.zip");
+        var settings = new TrainSettings
+        {
+            Folder = Domains.TargetFolder(Domains.Labelled("mnist", "train", 8, classes), scramble: false),
+            Technique = "domain-adaptation",
+            Method = "coral",
+            Target = Domains.TargetFolder(Domains.Labelled("usps", "train", 8, classes), scramble: true),
+            TargetTest = Domains.TargetFolder(Domains.Labelled("usps", "test", 4, classes), scramble: false),
+            ImageSize = 32,
+            ValidationFraction = 0.25,
+            Output = output,
+        };
+        var text = new StringWriter();
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(text), Interactive = InteractionSupport.No });
+        var model = new DomainAdaptationRunner().Train(settings, new MLContext(seed: 1), console);
+        var printed = text.ToString();
+        TestContext.Out.WriteLine(printed);
+        Assert.That(model.Report.Technique, Is.EqualTo("domain-adaptation/coral"));
+        Assert.That(printed, Does.Contain("source-only").And.Contain("coral").And.Contain("Target test"));
+        var plot = Path.ChangeExtension(output, null) + ".domains.png";
+        Assert.That(File.Exists(plot) && new FileInfo(plot).Length > 1000, plot);
+        Assert.That(() => new DomainAdaptationRunner().Train(new TrainSettings { Folder = settings.Folder, Technique = "domain-adaptation" }, new MLContext(), console),
+            Throws.ArgumentException.With.Message.Contains("--target"));
+    }
+}
