@@ -11,7 +11,8 @@ namespace MLTransfer.Cli.Commands;
 public sealed class TrainCommand : Command<TrainSettings>
 {
     /// <summary>Techniques the command knows, by name.</summary>
-    public static IReadOnlyList<ITrainRunner> Runners { get; } = [new FeatureExtractionRunner(), new FineTuningRunner(), new DomainAdaptationRunner()];
+    public static IReadOnlyList<ITrainRunner> Runners { get; } =
+        [new FeatureExtractionRunner(), new FineTuningRunner(), new DomainAdaptationRunner(), new MultiTaskRunner(), new MultiTaskFineTuningRunner()];
 
     /// <inheritdoc />
     public override int Execute(CommandContext context, TrainSettings settings, CancellationToken cancellationToken)

@@ -14,7 +14,7 @@ public sealed class TrainSettings : CommonSettings
 
     /// <summary>The technique.</summary>
     [CommandOption("-t|--technique")]
-    [Description("feature-extraction (default), fine-tuning, domain-adaptation or multi-task.")]
+    [Description("feature-extraction (default), fine-tuning, domain-adaptation, multi-task or multi-task-fine-tuning.")]
     [DefaultValue("feature-extraction")]
     public string Technique { get; set; } = "feature-extraction";
 
@@ -126,8 +126,25 @@ public sealed class TrainSettings : CommonSettings
 
     /// <summary>Multi-task: tasks.</summary>
     [CommandOption("--tasks")]
-    [Description("Multi-task: comma-separated task columns to learn (default: all).")]
+    [Description("Multi-task: comma-separated task columns to learn (default: all); add :regression or :classification to declare a kind, e.g. gender,age:regression (otherwise inferred).")]
     public string? Tasks { get; set; }
+
+    /// <summary>Multi-task fine-tuning: loss weighting.</summary>
+    [CommandOption("--loss-weighting")]
+    [Description("Multi-task fine-tuning: uncertainty (default; Kendall et al. 2018), equal or fixed (with --task-weights).")]
+    [DefaultValue("uncertainty")]
+    public string LossWeighting { get; set; } = "uncertainty";
+
+    /// <summary>Multi-task fine-tuning: fixed task weights.</summary>
+    [CommandOption("--task-weights")]
+    [Description("Multi-task fine-tuning: fixed loss weights, e.g. gender=1,age=0.5 (others 1).")]
+    public string? TaskWeights { get; set; }
+
+    /// <summary>Multi-task fine-tuning: gradient balancing.</summary>
+    [CommandOption("--gradient-balancing")]
+    [Description("Multi-task fine-tuning: none (default) or pcgrad (Yu et al. 2020).")]
+    [DefaultValue("none")]
+    public string GradientBalancing { get; set; } = "none";
 
     /// <summary>Write plots.</summary>
     [CommandOption("--no-plots")]

@@ -3,15 +3,32 @@ using Microsoft.ML.Data;
 
 namespace MLTransfer.Heads;
 
-/// <summary>A tiny data view of (feature vector, text) rows with an explicit schema.</summary>
+/// <summary>
+/// A small in-memory data view with an explicit schema, for rows whose columns are known only at run time. Each
+/// value is a <c>float[]</c> (served as a vector column) or a <see cref="string"/> (served as text).
+/// </summary>
 internal sealed class InMemoryRows : IDataView
 {
-    private readonly List<(float[] Features, string Text)> _rows;
+    private readonly IReadOnlyList<IReadOnlyList<object>> _rows;
 
     public InMemoryRows(DataViewSchema schema, List<(float[] Features, string Text)> rows)
+        : this(schema, rows.Select(r => (IReadOnlyList<object>)[r.Features, r.Text]).ToList())
+    {
+    }
+
+    public InMemoryRows(DataViewSchema schema, IReadOnlyList<IReadOnlyList<object>> rows)
     {
         Schema = schema;
         _rows = rows;
+    }
+
+    /// <summary>A data view whose columns are all text.</summary>
+    public static InMemoryRows Text(IReadOnlyList<string> columns, IReadOnlyList<IReadOnlyList<string>> rows)
+    {
+        var builder = new DataViewSchema.Builder();
+        foreach (var column in columns)
+            builder.AddColumn(column, TextDataViewType.Instance);
+        return new InMemoryRows(builder.ToSchema(), rows.Select(r => (IReadOnlyList<object>)r.ToArray<object>()).ToList());
     }
 
     public bool CanShuffle => false;
@@ -43,13 +60,16 @@ internal sealed class InMemoryRows : IDataView
 
         public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
         {
-            if (column.Index == 0)
+            if (column.Type is VectorDataViewType)
             {
                 ValueGetter<VBuffer<float>> features = (ref VBuffer<float> value) =>
-                    value = new VBuffer<float>(parent._rows[_position].Features.Length, parent._rows[_position].Features);
+                {
+                    var vector = (float[])parent._rows[_position][column.Index];
+                    value = new VBuffer<float>(vector.Length, vector);
+                };
                 return (ValueGetter<TValue>)(Delegate)features;
             }
-            ValueGetter<ReadOnlyMemory<char>> text = (ref ReadOnlyMemory<char> value) => value = parent._rows[_position].Text.AsMemory();
+            ValueGetter<ReadOnlyMemory<char>> text = (ref ReadOnlyMemory<char> value) => value = ((string)parent._rows[_position][column.Index]).AsMemory();
             return (ValueGetter<TValue>)(Delegate)text;
         }
     }

@@ -113,7 +113,8 @@ public sealed class LinearHead
             .Fit(view).Transform(view);
     }
 
-    private static object Create(Type type, params object?[] args)
+    /// <summary>Calls the (non-public) constructor of an ML.NET type whose parameters accept <paramref name="args"/>.</summary>
+    internal static object Create(Type type, params object?[] args)
     {
         var ctor = type.GetConstructors(BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.Public)
             .FirstOrDefault(c => c.GetParameters().Length == args.Length && c.GetParameters()[1].ParameterType.Name != "ModelLoadContext"

@@ -67,6 +67,11 @@ public sealed class TrainingReport
     /// <summary>Metrics on the validation split, if there was one.</summary>
     public ClassificationReport? Validation { get; init; }
 
+    /// <summary>
+    /// Per-task validation metrics of multi-task models, keyed by task name (empty for single-task techniques).
+    /// </summary>
+    public IReadOnlyDictionary<string, TaskReport> Tasks { get; init; } = new Dictionary<string, TaskReport>();
+
     /// <summary>Per-epoch history for techniques that train with epochs; empty otherwise.</summary>
     public IReadOnlyList<EpochMetrics> History { get; init; } = [];
 

@@ -20,7 +20,7 @@ public class CliTests
         Assert.That(code, Is.Zero, error);
     }
 
-    private static (int Code, string Out, string Error) Run(params string[] args)
+    internal static (int Code, string Out, string Error) Run(params string[] args)
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();

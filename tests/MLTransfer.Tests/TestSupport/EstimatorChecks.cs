@@ -23,11 +23,16 @@ public static class EstimatorChecks
 
     public static ITransformer Run<TModel>(MLContext ml, IEstimator<TModel> estimator, IReadOnlyList<ImageExample> train,
         IReadOnlyList<string> probePaths, string[]? scoreColumns = null, string[]? labelColumns = null)
+        where TModel : class, ITransformer =>
+        Run(ml, estimator, ml.Data.LoadFromEnumerable(train), probePaths, scoreColumns, labelColumns);
+
+    /// <summary>The same checks on any training data view (e.g. one column per task for multi-task models).</summary>
+    public static ITransformer Run<TModel>(MLContext ml, IEstimator<TModel> estimator, IDataView data,
+        IReadOnlyList<string> probePaths, string[]? scoreColumns = null, string[]? labelColumns = null)
         where TModel : class, ITransformer
     {
         scoreColumns ??= ["Score"];
         labelColumns ??= ["PredictedLabel"];
-        var data = ml.Data.LoadFromEnumerable(train);
 
         var shape = estimator.GetOutputSchema(ShapeOf(data.Schema));
         foreach (var column in scoreColumns)

@@ -1,0 +1,72 @@
+using System.Globalization;
+using Microsoft.ML;
+using MLTransfer.Cli.Rendering;
+using MLTransfer.Data;
+using MLTransfer.Techniques;
+using MLTransfer.Torch.MultiTask;
+using Spectre.Console;
+
+namespace MLTransfer.Cli.Commands.Train;
+
+/// <summary>
+/// <c>--technique multi-task-fine-tuning</c>: the shared backbone trains jointly with one head per task (TorchSharp);
+/// per-task validation metrics every epoch; the export has the same per-task columns as <c>multi-task</c>.
+/// </summary>
+public sealed class MultiTaskFineTuningRunner : ITrainRunner
+{
+    /// <inheritdoc />
+    public string Technique => "multi-task-fine-tuning";
+
+    /// <inheritdoc />
+    public TransferModel Train(TrainSettings settings, MLContext mlContext, IAnsiConsole console)
+    {
+        var manifest = MultiTaskRunner.LoadManifest(console, settings.Manifest, settings.Folder, settings.Tasks, settings.Strict);
+        var defaults = new MultiTaskFineTuningOptions();
+        var options = new MultiTaskFineTuningOptions
+        {
+            Tasks = manifest.Tasks.Select(t => t.Name).ToList(),
+            Kinds = manifest.Tasks.ToDictionary(t => t.Name, t => t.Kind),
+            Backbone = RunnerSupport.Backbone(settings),
+            ImageSize = settings.ImageSize ?? defaults.ImageSize,
+            Epochs = settings.Epochs ?? defaults.Epochs,
+            BatchSize = settings.BatchSize ?? defaults.BatchSize,
+            LearningRate = settings.LearningRate ?? defaults.LearningRate,
+            UnfreezeAfterEpochs = settings.UnfreezeAfter ?? defaults.UnfreezeAfterEpochs,
+            Weighting = settings.LossWeighting.ToLowerInvariant() switch
+            {
+                "uncertainty" => LossWeighting.Uncertainty,
+                "equal" => LossWeighting.Equal,
+                "fixed" => LossWeighting.Fixed,
+                _ => throw new ArgumentException($"Unknown --loss-weighting '{settings.LossWeighting}': use uncertainty, equal or fixed."),
+            },
+            TaskWeights = ParseWeights(settings.TaskWeights),
+            Balancing = settings.GradientBalancing.ToLowerInvariant() switch
+            {
+                "none" => GradientBalancing.None,
+                "pcgrad" => GradientBalancing.PCGrad,
+                _ => throw new ArgumentException($"Unknown --gradient-balancing '{settings.GradientBalancing}': use none or pcgrad."),
+            },
+            ValidationFraction = settings.ValidationFraction,
+            Seed = settings.Seed,
+            OnnxPath = Path.ChangeExtension(Path.GetFullPath(settings.Output), ".onnx"),
+        };
+        var model = RunnerSupport.WithProgress(console, (_, onEpoch) =>
+        {
+            options.MetricsCallback = m =>
+            {
+                onEpoch(new EpochMetrics(m.Epoch - 1, m.TrainLoss, double.NaN, double.NaN, m.MeanValidationScore, double.NaN));
+                console.MarkupLineInterpolated($"[grey]epoch {m.Epoch}/{m.Epochs} {m.Phase}: loss {m.TrainLoss:F3}, mean validation score {m.MeanValidationScore:F4}{(m.IsBest ? " (best)" : "")}[/]");
+                if (m.Validation.Count > 0)
+                    TaskTables.Metrics(console, m.Validation, $"Epoch {m.Epoch}, validation per task");
+            };
+            return mlContext.Transfer().FineTunedMultiTask(options).Fit(manifest.ToDataView(mlContext));
+        }, options.Epochs);
+        return model;
+    }
+
+    private static Dictionary<string, double>? ParseWeights(string? text) =>
+        text?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            .Select(p => p.Split('=', 2, StringSplitOptions.TrimEntries))
+            .ToDictionary(p => p[0], p => p.Length == 2 && double.TryParse(p[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var w) && w >= 0
+                ? w : throw new ArgumentException($"Bad --task-weights entry '{string.Join("=", p)}': use task=weight, e.g. age=0.5."));
+}
