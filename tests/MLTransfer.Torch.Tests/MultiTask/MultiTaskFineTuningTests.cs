@@ -44,7 +44,7 @@ public class MultiTaskFineTuningTests
     };
 
     [Test]
-    public void Should_export_one_zip_with_per_task_columns_that_reloads_with_mlnet_only_and_matches_the_onnx_outputs()
+    public void Should_fine_tune_with_per_task_metrics_and_export_one_zip_with_per_task_columns_that_reloads_with_mlnet_only()
     {
         var dir = TestData.TempDirectory();
         try
