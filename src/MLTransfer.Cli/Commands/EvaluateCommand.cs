@@ -19,9 +19,14 @@ public sealed class EvaluateSettings : CommonSettings
     public string Model { get; set; } = "";
 
     /// <summary>The labelled folder.</summary>
-    [CommandArgument(1, "<folder>")]
+    [CommandArgument(1, "[folder]")]
     [Description("Labelled images, one sub-folder per class.")]
-    public string Folder { get; set; } = "";
+    public string? Folder { get; set; }
+
+    /// <summary>Multi-task: the labels as a manifest.</summary>
+    [CommandOption("--manifest")]
+    [Description("Multi-task: CSV path,<task1>,<task2>,... (paths relative to the CSV) to evaluate each task on.")]
+    public string? Manifest { get; set; }
 
     /// <summary>JSON output.</summary>
     [CommandOption("--json")]
@@ -48,6 +53,10 @@ public sealed class EvaluateCommand : Command<EvaluateSettings>
         var console = CliApp.Ui(settings.Json);
         var mlContext = new MLContext(seed: 0);
         var model = ModelFile.Load(mlContext, settings.Model);
+        if (settings.Manifest is not null || Evaluate.MultiTaskEvaluation.IsMultiTask(model))
+            return Evaluate.MultiTaskEvaluation.Run(console, mlContext, model, settings.Manifest, settings.Folder, settings.Json, settings.Strict);
+        if (settings.Folder is null)
+            throw new ArgumentException("Give the labelled folder.");
         var folder = RunnerSupport.LoadFolder(console, settings.Folder, settings.Strict, minimumClasses: 1);
         var report = ModelEvaluator.Evaluate(mlContext, model, folder.Examples);
         if (settings.Plot is not null)

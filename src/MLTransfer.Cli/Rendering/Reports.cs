@@ -16,7 +16,10 @@ public static class Reports
         var table = new Table().Title("Training summary").AddColumn("").AddColumn("");
         table.HideHeaders();
         table.AddRow("Technique", report.Technique);
-        table.AddRow("Classes", Markup.Escape($"{report.Classes.Count}: {string.Join(", ", report.Classes.Take(12))}{(report.Classes.Count > 12 ? ", ..." : "")}"));
+        if (report.Classes.Count > 0)
+            table.AddRow("Classes", Markup.Escape($"{report.Classes.Count}: {string.Join(", ", report.Classes.Take(12))}{(report.Classes.Count > 12 ? ", ..." : "")}"));
+        if (report.Tasks.Count > 0)
+            table.AddRow("Tasks", Markup.Escape(string.Join(", ", report.Tasks.Keys)));
         table.AddRow("Train / validation images", $"{report.TrainCount:N0} / {report.ValidationCount:N0}");
         table.AddRow("Skipped (unreadable)", report.Rejected.Count.ToString("N0"));
         table.AddRow("Features from cache", $"{report.FromCache:N0} / {report.TrainCount + report.ValidationCount:N0}");
