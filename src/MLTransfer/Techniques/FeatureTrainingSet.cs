@@ -26,6 +26,23 @@ public sealed class FeatureTrainingSet
     /// <summary>Vectors served from the bottleneck cache.</summary>
     public int FromCache { get; }
 
+    /// <summary>
+    /// The classes of a training set in ordinal order, checking there are at least two and that the validation set
+    /// (if any) has no class the training set lacks.
+    /// </summary>
+    /// <param name="train">The training set.</param>
+    /// <param name="validation">The validation set, or null.</param>
+    public static string[] Classes(FeatureTrainingSet train, FeatureTrainingSet? validation)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        var classes = train.Examples.Select(e => e.Label).Distinct().OrderBy(c => c, StringComparer.Ordinal).ToArray();
+        if (classes.Length < 2)
+            throw new InvalidDataException($"Training needs at least 2 classes with readable images; found {classes.Length}.");
+        if (validation is not null)
+            Evaluation.ModelEvaluator.CheckLabels(classes, validation.Examples.Select(e => e.Label));
+        return classes;
+    }
+
     /// <summary>Class index of each example.</summary>
     /// <param name="classes">Class names.</param>
     public int[] LabelIndices(IReadOnlyList<string> classes)

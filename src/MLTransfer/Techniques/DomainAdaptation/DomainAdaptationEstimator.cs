@@ -78,11 +78,7 @@ public abstract class DomainAdaptationEstimator : IEstimator<TransferModel>
         if (target.Examples.Count < 2)
             throw new InvalidDataException($"Only {target.Examples.Count} target image(s) could be read; domain adaptation needs at least 2.");
         var featurizationTime = clock.Elapsed;
-        var classes = train.Examples.Select(e => e.Label).Distinct().OrderBy(c => c, StringComparer.Ordinal).ToArray();
-        if (classes.Length < 2)
-            throw new InvalidDataException($"Training needs at least 2 classes with readable images; found {classes.Length}.");
-        if (validation is not null)
-            ModelEvaluator.CheckLabels(classes, validation.Examples.Select(e => e.Label));
+        var classes = FeatureTrainingSet.Classes(train, validation);
 
         clock.Restart();
         var context = new AdaptationContext(MLContext, featurizer, backbone, Options.Engine, classes, train, validation, target, Options.Seed);

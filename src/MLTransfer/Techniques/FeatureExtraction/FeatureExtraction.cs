@@ -87,11 +87,7 @@ public sealed class FeatureExtractionEstimator : IEstimator<TransferModel>
         var validation = validationExamples.Count == 0 ? null
             : FeatureTrainingSet.Create(featurizer, validationExamples, _options.Strict, _options.Progress);
         var featurizationTime = clock.Elapsed;
-        var classes = train.Examples.Select(e => e.Label).Distinct().OrderBy(c => c, StringComparer.Ordinal).ToArray();
-        if (classes.Length < 2)
-            throw new InvalidDataException($"Training needs at least 2 classes with readable images; found {classes.Length}.");
-        if (validation is not null)
-            ModelEvaluator.CheckLabels(classes, validation.Examples.Select(e => e.Label));
+        var classes = FeatureTrainingSet.Classes(train, validation);
 
         clock.Restart();
         var history = new List<EpochMetrics>();
