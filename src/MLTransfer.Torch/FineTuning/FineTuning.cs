@@ -99,23 +99,6 @@ public sealed class FineTuningEstimator : IEstimator<TransferModel>
     }
 
     /// <inheritdoc />
-    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
-    {
-        if (!inputSchema.Any(c => c.Name == ImagePipeline.ImagePathColumn))
-        {
-            throw new ArgumentException($"The input needs an '{ImagePipeline.ImagePathColumn}' text column.");
-        }
-
-        if (!inputSchema.Any(c => c.Name == TransferData.LabelColumn))
-        {
-            throw new ArgumentException($"The input needs a '{TransferData.LabelColumn}' text column.");
-        }
-
-        var graph = FeaturizerGraph.Materialize(_options.Backbone ?? Backbone.ResNet18(), _options.ImageSize);
-        return ImagePipeline.Create(_mlContext, _options.ImageSize, graph)
-            .Append(_mlContext.Transforms.Conversion.MapValueToKey(TransferData.LabelColumn))
-            .Append(_mlContext.MulticlassClassification.Trainers.LbfgsMaximumEntropy(TransferData.LabelColumn, ImagePipeline.FeaturesColumn))
-            .Append(_mlContext.Transforms.Conversion.MapKeyToValue("PredictedLabel"))
-            .GetOutputSchema(inputSchema);
-    }
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema) =>
+        TransferData.ClassifierOutputSchema(_mlContext, inputSchema, _options.Backbone, _options.ImageSize);
 }

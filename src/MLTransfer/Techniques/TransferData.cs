@@ -64,6 +64,33 @@ public static class TransferData
         return front.Append(head);
     }
 
+    /// <summary>
+    /// The output schema shape of a single-task image classifier (the exported-model contract): checks the input has
+    /// <c>ImagePath</c> and <c>Label</c>, then adds the image front's columns, <c>Score</c> and <c>PredictedLabel</c>.
+    /// </summary>
+    /// <param name="mlContext">The ML.NET context.</param>
+    /// <param name="inputSchema">The input's schema shape.</param>
+    /// <param name="backbone">The backbone; null means ResNet18.</param>
+    /// <param name="imageSize">Square image size; null means the backbone's.</param>
+    /// <param name="graphDirectory">Where fused graphs are kept; null means the default.</param>
+    public static SchemaShape ClassifierOutputSchema(MLContext mlContext, SchemaShape inputSchema, Backbones.Backbone? backbone, int? imageSize,
+        string? graphDirectory = null)
+    {
+        ArgumentNullException.ThrowIfNull(mlContext);
+        if (!inputSchema.Any(c => c.Name == ImagePipeline.ImagePathColumn))
+            throw new ArgumentException($"The input needs an '{ImagePipeline.ImagePathColumn}' text column.");
+        if (!inputSchema.Any(c => c.Name == LabelColumn))
+            throw new ArgumentException($"The input needs a '{LabelColumn}' text column.");
+        backbone ??= Backbones.Backbone.ResNet18();
+        var size = imageSize ?? backbone.InputSize;
+        var graph = Backbones.FeaturizerGraph.Materialize(backbone, size, graphDirectory);
+        return ImagePipeline.Create(mlContext, size, graph)
+            .Append(mlContext.Transforms.Conversion.MapValueToKey(LabelColumn))
+            .Append(mlContext.MulticlassClassification.Trainers.LbfgsMaximumEntropy(LabelColumn, ImagePipeline.FeaturesColumn))
+            .Append(mlContext.Transforms.Conversion.MapKeyToValue("PredictedLabel"))
+            .GetOutputSchema(inputSchema);
+    }
+
     private static DataViewSchema.Column RequireText(DataViewSchema schema, string name)
     {
         var column = schema.GetColumnOrNull(name)

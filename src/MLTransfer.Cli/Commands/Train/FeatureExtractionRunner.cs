@@ -15,10 +15,7 @@ public sealed class FeatureExtractionRunner : ITrainRunner
     /// <inheritdoc />
     public TransferModel Train(TrainSettings settings, MLContext mlContext, IAnsiConsole console)
     {
-        var folder = RunnerSupport.LoadFolder(console, settings.Folder!, settings.Strict);
-        var validation = settings.Validation is null ? null : RunnerSupport.LoadFolder(console, settings.Validation, settings.Strict, minimumClasses: 1);
-        if (validation is not null)
-            Evaluation.ModelEvaluator.CheckLabels(folder.Classes, validation.Examples.Select(e => e.Label));
+        var (folder, validation) = RunnerSupport.LoadTrainAndValidation(console, settings);
         var head = ParseHead(settings.Head);
         var options = new FeatureExtractionOptions
         {

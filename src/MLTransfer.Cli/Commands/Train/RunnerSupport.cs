@@ -23,6 +23,18 @@ public static class RunnerSupport
         return images;
     }
 
+    /// <summary>Loads the training folder and, with <c>--validation</c>, the validation folder, checking its classes.</summary>
+    /// <param name="console">Where to render.</param>
+    /// <param name="settings">Parsed settings.</param>
+    public static (ImageFolder Train, ImageFolder? Validation) LoadTrainAndValidation(IAnsiConsole console, TrainSettings settings)
+    {
+        var train = LoadFolder(console, settings.Folder!, settings.Strict);
+        var validation = settings.Validation is null ? null : LoadFolder(console, settings.Validation, settings.Strict, minimumClasses: 1);
+        if (validation is not null)
+            Evaluation.ModelEvaluator.CheckLabels(train.Classes, validation.Examples.Select(e => e.Label));
+        return (train, validation);
+    }
+
     /// <summary>Lists images that could not be used.</summary>
     /// <param name="console">Where to render.</param>
     /// <param name="rejected">The images.</param>
