@@ -48,10 +48,14 @@ internal static class TestData
         return results.First().AsEnumerable<float>().ToArray();
     }
 
-    /// <summary>A fresh, empty scratch folder (the test deletes it).</summary>
+    /// <summary>Scratch folders of this test run; <see cref="TestRunCleanup"/> deletes it when the run ends.</summary>
+    public static string RunRoot { get; } =
+        Path.Combine(Path.GetTempPath(), "mltransfer-torch-tests", $"run-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}");
+
+    /// <summary>A fresh, empty scratch folder inside <see cref="RunRoot"/>.</summary>
     public static string TempDirectory()
     {
-        string dir = Path.Combine(Path.GetTempPath(), "mltransfer-torch-tests", Guid.NewGuid().ToString("N"));
+        string dir = Path.Combine(RunRoot, Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
         return dir;
     }

@@ -34,9 +34,13 @@ public static class TestData
         return dir;
     }
 
+    /// <summary>Scratch folders of this test run; <see cref="TestRunCleanup"/> deletes it when the run ends.</summary>
+    public static string RunRoot { get; } =
+        Path.Combine(Path.GetTempPath(), "mltransfer-tests", $"run-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}");
+
     public static string TempFolder()
     {
-        var dir = Path.Combine(Path.GetTempPath(), "mltransfer-tests", Guid.NewGuid().ToString("N")[..12]);
+        var dir = Path.Combine(RunRoot, Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(dir);
         return dir;
     }

@@ -77,8 +77,7 @@ public class GradientDomainAdaptationTests
             var result = estimator.FitDetailed(ml.Data.LoadFromEnumerable(source));
             Assert.That(result.Method, Is.EqualTo(method));
             Assert.That(result.Model.Report.History, Has.Count.EqualTo(5));
-            var path = Path.Combine(Path.GetTempPath(), "mltransfer-tests", Guid.NewGuid().ToString("N")[..12], "model.zip");
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            var path = Path.Combine(TestData.TempDirectory(), "model.zip");
             var probe = ml.Data.LoadFromEnumerable(probes);
             ml.Model.Save(result.Model, probe.Schema, path);
             var fresh = new MLContext();
