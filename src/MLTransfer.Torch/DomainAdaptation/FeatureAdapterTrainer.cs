@@ -143,6 +143,7 @@ internal static class FeatureAdapterTrainer
         finally
         {
             network.Dispose();
+            // A trained backbone stays alive: Adaptation.TargetAsExported runs it on new images.
             if (trunk is FrozenTrunk)
                 trunk.Dispose();
         }
