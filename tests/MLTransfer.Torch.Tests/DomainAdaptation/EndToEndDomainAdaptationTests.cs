@@ -115,4 +115,26 @@ public class EndToEndDomainAdaptationTests
         for (var i = 0; i < outputs[0].Length; i++)
             Assert.That(outputs[1][i], Is.EqualTo(outputs[0][i]).Within(1e-5f));
     }
+
+    [TestCase("adapter-source-only-top1", 1, 0.0)]
+    [TestCase("dann-top1", 1, 1.0)]
+    [TestCase("mmd-top2", 2, 1.0)]
+    [TestCase("deep-coral", 0, 1.0)]
+    public void Benchmark_methods_train_the_named_blocks_and_compare_with_the_same_network_without_adaptation(string name, int blocks, double weight)
+    {
+        var setup = new BenchmarkSetup(Domains.Root, Backbone.ResNet18(), null!, new FeaturizerOptions { ImageSize = ImageSize }, Seed: 5);
+        var method = TorchDomainAdaptationCatalog.BenchmarkMethods.Single(m => m.Name == name);
+        var peer = TorchDomainAdaptationCatalog.BenchmarkMethods.Single(m => m.Name == method.Baseline);
+
+        var options = (FeatureAdapterOptions)method.Create(new MLContext(), setup).Options;
+        var peerOptions = (FeatureAdapterOptions)peer.Create(new MLContext(), setup).Options;
+
+        Assert.That(method.Stochastic, Is.True);
+        Assert.That(options.TrainedBackboneBlocks, Is.EqualTo(blocks));
+        Assert.That(options.AdaptationWeight, Is.EqualTo(weight));
+        Assert.That(peerOptions.AdaptationWeight, Is.Zero);
+        Assert.That((peerOptions.TrainedBackboneBlocks, peerOptions.Epochs, peerOptions.BatchSize, peerOptions.LearningRate, peerOptions.BatchNorm),
+            Is.EqualTo((options.TrainedBackboneBlocks, options.Epochs, options.BatchSize, options.LearningRate, options.BatchNorm)), "same network and budget");
+        Assert.That((options.Seed, options.TargetFolder), Is.EqualTo((5, Domains.Root)));
+    }
 }
