@@ -110,9 +110,14 @@ public sealed class TrainSettings : CommonSettings
 
     /// <summary>Domain adaptation: method.</summary>
     [CommandOption("--method")]
-    [Description("Domain adaptation: coral (default), adabn, dann or mmd.")]
+    [Description("Domain adaptation: coral (default), adabn, dann, mmd, deep-coral or source-only.")]
     [DefaultValue("coral")]
     public string Method { get; set; } = "coral";
+
+    /// <summary>Domain adaptation: trained backbone blocks of the gradient methods.</summary>
+    [CommandOption("--trained-backbone-blocks")]
+    [Description("Domain adaptation, dann/mmd/deep-coral: top residual blocks of the backbone trained with the adaptation loss (0 = bottleneck on frozen features). Default 0.")]
+    public int? TrainedBackboneBlocks { get; set; }
 
     /// <summary>Domain adaptation: labelled target test folder for the report only.</summary>
     [CommandOption("--target-test")]

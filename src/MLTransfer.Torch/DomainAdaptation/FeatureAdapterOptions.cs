@@ -3,11 +3,12 @@ using MLTransfer.Techniques.DomainAdaptation;
 namespace MLTransfer.Torch.DomainAdaptation;
 
 /// <summary>
-/// Options of the gradient domain-adaptation methods: on top of the frozen backbone (whose pooled features are
-/// computed once and cached, for CPU speed) a new trainable block — a dense bottleneck with ReLU — and a softmax
-/// head are trained end to end with TorchSharp on labelled source features, with an extra loss that uses the
-/// unlabelled target features. The trained block is folded into the exported ONNX graph, the head becomes an
-/// ML.NET scorer, so the <c>.zip</c> stays ML.NET-only.
+/// Options of the gradient domain-adaptation methods: a new trainable bottleneck (dense + ReLU) and a softmax head
+/// — and, with <see cref="TrainedBackboneBlocks"/>, the backbone's top residual blocks below them — are trained end
+/// to end with TorchSharp on labelled source images, with an extra loss that uses the unlabelled target images.
+/// Whatever stays frozen is computed once per image and cached in memory (CPU speed). The trained blocks are
+/// written back into the exported ONNX graph and the bottleneck is folded into it, the head becomes an ML.NET
+/// scorer, so the <c>.zip</c> stays ML.NET-only.
 /// </summary>
 public abstract class FeatureAdapterOptions : DomainAdaptationOptions
 {
@@ -32,6 +33,41 @@ public abstract class FeatureAdapterOptions : DomainAdaptationOptions
     /// adaptation: the gradient methods' source-only peer. The default value is 1.
     /// </summary>
     public double AdaptationWeight { get; set; } = 1;
+
+    /// <summary>
+    /// How many of the backbone's top residual blocks (ResNet18 has 8 basic blocks; the pooling belongs to the top
+    /// one) train together with the bottleneck, the head and the adaptation loss. The blocks below are frozen and
+    /// their output is computed once per image; 0 trains on cached pooled features only. The default value is 0.
+    /// </summary>
+    public int TrainedBackboneBlocks { get; set; }
+
+    /// <summary>
+    /// The trained backbone blocks' learning rate as a share of <see cref="LearningRate"/> (pretrained layers learn
+    /// 10× slower than new ones, as in Ganin et al. 2016). With trained blocks every rate also anneals as
+    /// <c>μ/(1+10p)^0.75</c> (their schedule). The default value is 0.1.
+    /// </summary>
+    public double BackboneLearningRateFactor { get; set; } = 0.1;
+
+    /// <summary>How the BatchNorm layers of the trained backbone blocks normalise source and target images. The default value is <see cref="DomainBatchNorm.PerDomain"/>.</summary>
+    public DomainBatchNorm BatchNorm { get; set; } = DomainBatchNorm.PerDomain;
+}
+
+/// <summary>BatchNorm policy of the trained backbone blocks of the gradient domain-adaptation methods.</summary>
+public enum DomainBatchNorm
+{
+    /// <summary>
+    /// Domain-specific statistics: source and target batches pass separately, each normalised by its own batch
+    /// statistics; after training the running statistics are re-estimated on the source images (for the head and the
+    /// source validation) and then on the target images, which the exported model uses (the idea of AdaBN, Li et al.
+    /// 2016, and of domain-specific BatchNorm, Chang et al. 2019). The source-only peer never sees the target.
+    /// </summary>
+    PerDomain,
+
+    /// <summary>Each step normalises one batch that mixes source and target images; the exported model keeps the running statistics of those mixed batches.</summary>
+    Mixed,
+
+    /// <summary>The pretrained running statistics normalise every batch and are exported unchanged; scale and shift still train.</summary>
+    Frozen,
 }
 
 /// <summary>Options of <see cref="Dann"/>.</summary>

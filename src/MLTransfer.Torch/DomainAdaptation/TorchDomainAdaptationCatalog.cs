@@ -53,12 +53,32 @@ public static class TorchDomainAdaptationCatalog
         return new MmdEstimator(catalog.Context, options ?? throw new ArgumentNullException(nameof(options)));
     }
 
-    /// <summary>The gradient methods for <see cref="DomainAdaptationBenchmark"/>: their source-only peer (the same network without adaptation loss), DANN, MMD and Deep CORAL.</summary>
+    /// <summary>
+    /// The gradient methods for <see cref="DomainAdaptationBenchmark"/>: on cached frozen pooled features
+    /// (<c>adapter-source-only</c>, <c>dann</c>, <c>mmd</c>, <c>deep-coral</c>) and end to end through the backbone's
+    /// top block (the same names with <c>-top1</c>) or top two blocks (<c>-top2</c>); each compared with its
+    /// source-only peer, the same network and budget with adaptation weight 0. <c>dann-top1-mixed-bn</c> and
+    /// <c>dann-top1-frozen-bn</c> measure the other <see cref="DomainBatchNorm"/> policies.
+    /// </summary>
     public static IReadOnlyList<BenchmarkMethod> BenchmarkMethods { get; } =
     [
-        new("adapter-source-only", true, "adapter-source-only", (ml, s) => ml.Transfer().DomainAdaptation(s.Fill(new MmdOptions { AdaptationWeight = 0 }))),
-        new("dann", true, "adapter-source-only", (ml, s) => ml.Transfer().DomainAdaptation(s.Fill(new DannOptions()))),
-        new("mmd", true, "adapter-source-only", (ml, s) => ml.Transfer().DomainAdaptation(s.Fill(new MmdOptions()))),
-        new("deep-coral", true, "adapter-source-only", (ml, s) => ml.Transfer().DomainAdaptation(s.Fill(new MmdOptions { Loss = DiscrepancyLoss.DeepCoral }))),
+        .. new[] { 0, 1, 2 }.SelectMany(BenchmarkMethodsTraining),
+        new("dann-top1-mixed-bn", true, "adapter-source-only-top1", (ml, s) => ml.Transfer().DomainAdaptation(s.Fill(new DannOptions { TrainedBackboneBlocks = 1, BatchNorm = DomainBatchNorm.Mixed }))),
+        new("dann-top1-frozen-bn", true, "adapter-source-only-top1", (ml, s) => ml.Transfer().DomainAdaptation(s.Fill(new DannOptions { TrainedBackboneBlocks = 1, BatchNorm = DomainBatchNorm.Frozen }))),
     ];
+
+    private static IEnumerable<BenchmarkMethod> BenchmarkMethodsTraining(int blocks)
+    {
+        var suffix = blocks == 0 ? "" : $"-top{blocks}";
+        var peer = "adapter-source-only" + suffix;
+        T Set<T>(T options) where T : FeatureAdapterOptions
+        {
+            options.TrainedBackboneBlocks = blocks;
+            return options;
+        }
+        yield return new(peer, true, peer, (ml, s) => ml.Transfer().DomainAdaptation(s.Fill(Set(new MmdOptions { AdaptationWeight = 0 }))));
+        yield return new("dann" + suffix, true, peer, (ml, s) => ml.Transfer().DomainAdaptation(s.Fill(Set(new DannOptions()))));
+        yield return new("mmd" + suffix, true, peer, (ml, s) => ml.Transfer().DomainAdaptation(s.Fill(Set(new MmdOptions()))));
+        yield return new("deep-coral" + suffix, true, peer, (ml, s) => ml.Transfer().DomainAdaptation(s.Fill(Set(new MmdOptions { Loss = DiscrepancyLoss.DeepCoral }))));
+    }
 }

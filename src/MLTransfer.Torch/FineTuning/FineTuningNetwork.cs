@@ -12,31 +12,29 @@ namespace MLTransfer.Torch.FineTuning;
 /// </summary>
 internal sealed class FineTuningNetwork : nn.Module<Tensor, Tensor>
 {
-    /// <param name="backbone">The imported backbone graph.</param>
+    /// <param name="blocks">The imported backbone graph, split into blocks.</param>
     /// <param name="featureCount">Its number of output features.</param>
     /// <param name="classCount">The number of classes of the head.</param>
-    /// <param name="isFixed">Selects backbone parameters that never train (e.g. pixel normalisation folded into the graph).</param>
-    public FineTuningNetwork(OnnxGraphModule backbone, int featureCount, int classCount, Func<string, bool> isFixed)
+    public FineTuningNetwork(BackboneBlocks blocks, int featureCount, int classCount)
         : base("FineTuningNetwork")
     {
-        Backbone = backbone;
-        backbone.SetTrainable(isFixed, false);
+        Split = blocks;
+        Backbone = blocks.Backbone;
         Head = nn.Linear(featureCount, classCount);
         register_module("backbone", Backbone);
         register_module("head", Head);
-        (Blocks, BlockOutputs) = SplitIntoBlocks(backbone, isFixed);
-        InputValue = backbone.InputName;
+        InputValue = Backbone.InputName;
     }
+
+    /// <summary>The backbone's blocks.</summary>
+    public BackboneBlocks Split { get; }
 
     public OnnxGraphModule Backbone { get; }
 
     public Linear Head { get; }
 
     /// <summary>The backbone's trainable parameter names (ONNX initializer names) per block, bottom block first.</summary>
-    public IReadOnlyList<IReadOnlyList<string>> Blocks { get; }
-
-    /// <summary>The graph value at the end of each block (what the next block reads), bottom block first.</summary>
-    public IReadOnlyList<string> BlockOutputs { get; }
+    public IReadOnlyList<IReadOnlyList<string>> Blocks => Split.Blocks;
 
     /// <summary>The graph value <see cref="forward"/> takes: the backbone input, or a cached block output.</summary>
     public string InputValue { get; set; }
@@ -92,36 +90,5 @@ internal sealed class FineTuningNetwork : nn.Module<Tensor, Tensor>
         }
 
         return Backbone.Run(feeds, Backbone.OutputName)[Backbone.OutputName];
-    }
-
-    /// <summary>
-    /// Splits the backbone at its residual additions (an Add of two computed values ends a block, as in ResNets); a
-    /// graph without them is split into four blocks of consecutive parameterised nodes.
-    /// </summary>
-    private static (IReadOnlyList<IReadOnlyList<string>> Blocks, IReadOnlyList<string> Outputs) SplitIntoBlocks(OnnxGraphModule backbone, Func<string, bool> isFixed)
-    {
-        var nodes = backbone.Nodes;
-        bool Computed(string value) => !backbone.TrainableParameters.ContainsKey(value) && !backbone.BatchNormStatistics.ContainsKey(value);
-        var ends = nodes.Where(n => n.OpType == "Add" && n.Inputs.Count == 2 && n.Inputs.All(Computed) && n.Inputs.All(i => nodes.Any(m => m.Outputs.Contains(i))))
-            .Select(n => n.Index)
-            .ToList();
-        if (ends.Count < 2)
-        {
-            var parameterised = nodes.Where(n => backbone.ParameterNamesOfNodes(n.Index, n.Index + 1).Count > 0).Select(n => n.Index).ToList();
-            ends = Enumerable.Range(1, 4).Select(k => parameterised[Math.Max(0, (parameterised.Count * k / 4) - 1)]).Distinct().ToList();
-        }
-
-        var blocks = new List<IReadOnlyList<string>>();
-        var outputs = new List<string>();
-        int start = 0;
-        for (int b = 0; b < ends.Count; b++)
-        {
-            int end = b == ends.Count - 1 ? nodes.Count : ends[b] + 1;
-            blocks.Add(backbone.ParameterNamesOfNodes(start, end).Where(n => !isFixed(n)).ToList());
-            outputs.Add(nodes[ends[b]].Outputs[0]);
-            start = end;
-        }
-
-        return (blocks, outputs);
     }
 }

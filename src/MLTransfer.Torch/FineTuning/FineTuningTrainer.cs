@@ -19,9 +19,6 @@ namespace MLTransfer.Torch.FineTuning;
 /// </summary>
 public sealed class FineTuningTrainer
 {
-    /// <summary>Prefix of the initializers <see cref="FeaturizerGraph"/> adds for pixel normalisation; they never train.</summary>
-    private const string PreprocessingPrefix = "mltransfer_";
-
     private readonly FineTuningOptions _options;
 
     /// <summary>Creates a trainer.</summary>
@@ -78,8 +75,9 @@ public sealed class FineTuningTrainer
         int[] validationIndices = Enumerable.Range(trainCount, labels.Length - trainCount).ToArray();
 
         var description = o.Backbone ?? Backbone.ResNet18();
-        var backbone = OnnxModuleImporter.Import(FeaturizerGraph.Build(description, o.ImageSize), FeaturizerGraph.InputName, FeaturizerGraph.OutputName);
-        var network = new FineTuningNetwork(backbone, description.FeatureSize, classNames.Length, n => n.StartsWith(PreprocessingPrefix, StringComparison.Ordinal));
+        var split = BackboneBlocks.Import(description, o.ImageSize);
+        var backbone = split.Backbone;
+        var network = new FineTuningNetwork(split, description.FeatureSize, classNames.Length);
         try
         {
             backbone.FreezeBatchNormStatistics = o.BatchNormMode == BatchNormMode.Frozen;
@@ -90,10 +88,9 @@ public sealed class FineTuningTrainer
             int firstTrainedBlock = 0;
             if (o.TrainTopBlocksOnly)
             {
-                int blocks = network.Blocks.Count;
-                firstTrainedBlock = Math.Max(1, blocks - o.TopBlocks);
-                string cut = network.BlockOutputs[firstTrainedBlock - 1];
-                (inputs, sampleShape) = CacheBlockOutputs(backbone, pixels, cut, o.BatchSize);
+                firstTrainedBlock = split.FirstTrainedBlock(o.TopBlocks);
+                string cut = split.Cut(o.TopBlocks);
+                (inputs, sampleShape) = split.CacheOutputs(pixels, cut, o.BatchSize);
                 network.InputValue = cut;
             }
 
@@ -239,16 +236,12 @@ public sealed class FineTuningTrainer
 
     private static void ConfigurePhase(FineTuningNetwork network, FineTuningPhase phase, int firstTrainedBlock)
     {
-        var trained = new HashSet<string>(
-            phase switch
-            {
-                FineTuningPhase.HeadOnly => [],
-                FineTuningPhase.TopBlocks => network.Blocks.Skip(firstTrainedBlock).SelectMany(b => b),
-                _ => network.Blocks.SelectMany(b => b),
-            },
-            StringComparer.Ordinal);
-        network.Backbone.SetTrainable(trained.Contains, true);
-        network.Backbone.SetTrainable(n => !trained.Contains(n), false);
+        network.Split.TrainOnly(phase switch
+        {
+            FineTuningPhase.HeadOnly => [],
+            FineTuningPhase.TopBlocks => network.Split.ParametersFrom(firstTrainedBlock),
+            _ => network.Split.ParametersFrom(0),
+        });
         network.BackboneWithoutGradients = phase == FineTuningPhase.HeadOnly;
         network.train();
         if (phase == FineTuningPhase.HeadOnly)
@@ -310,31 +303,6 @@ public sealed class FineTuningTrainer
 
         network.train(wasTraining);
         return (lossSum / indices.Length, (double)correct / indices.Length);
-    }
-
-    private static (float[][] Outputs, long[] Shape) CacheBlockOutputs(OnnxGraphModule backbone, float[][] pixels, string cut, int batchSize)
-    {
-        backbone.eval();
-        using var noGrad = torch.no_grad();
-        var outputs = new float[pixels.Length][];
-        long[] shape = [];
-        int size = (int)Math.Round(Math.Sqrt(pixels[0].Length / 3.0));
-        for (int start = 0; start < pixels.Length; start += batchSize)
-        {
-            using var scope = torch.NewDisposeScope();
-            int count = Math.Min(batchSize, pixels.Length - start);
-            var x = torch.tensor(pixels.Skip(start).Take(count).SelectMany(p => p).ToArray(), [count, 3, size, size]);
-            var value = backbone.Run(new Dictionary<string, Tensor> { [backbone.InputName] = x }, cut)[cut].contiguous();
-            shape = value.shape[1..];
-            float[] flat = value.data<float>().ToArray();
-            int length = flat.Length / count;
-            for (int i = 0; i < count; i++)
-            {
-                outputs[start + i] = flat.AsSpan(i * length, length).ToArray();
-            }
-        }
-
-        return (outputs, shape);
     }
 
     private static int[] Shuffle(int[] items, Random random)

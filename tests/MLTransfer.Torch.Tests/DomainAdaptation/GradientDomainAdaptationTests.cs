@@ -13,20 +13,7 @@ public class GradientDomainAdaptationTests
 {
     private static readonly string[] Classes = ["0", "1", "2"];
 
-    private static string DomainsRoot
-    {
-        get
-        {
-            var dir = new DirectoryInfo(AppContext.BaseDirectory);
-            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "MLTransfer.sln")))
-                dir = dir.Parent;
-            return Path.Combine(dir!.FullName, "..", "shared", "data", "mnist-usps-domains");
-        }
-    }
-
-    private static List<ImageExample> Labelled(string domain, string split, int perClass) =>
-        Classes.SelectMany(c => Directory.GetFiles(Path.Combine(DomainsRoot, domain, split, c)).Order(StringComparer.Ordinal).Take(perClass)
-            .Select(f => new ImageExample { ImagePath = f, Label = c })).ToList();
+    private static List<ImageExample> Labelled(string domain, string split, int perClass) => Domains.Labelled(domain, split, perClass, Classes);
 
     [Test]
     public void Gradient_reversal_is_the_identity_forward_and_negates_the_gradient_backward()
@@ -61,7 +48,7 @@ public class GradientDomainAdaptationTests
 
     [TestCase("dann")]
     [TestCase("mmd")]
-    public void Gradient_methods_fit_export_and_reload_with_MLNet_only_deterministically(string method)
+    public void Gradient_methods_on_frozen_features_fit_export_and_reload_with_MLNet_only_deterministically(string method)
     {
         var source = Labelled("mnist", "train", 6);
         var target = Labelled("usps", "train", 6).Select(e => e.ImagePath).ToList();
@@ -72,8 +59,8 @@ public class GradientDomainAdaptationTests
             var ml = new MLContext(seed: 1);
             var engine = new FeaturizerOptions { ImageSize = 32 };
             var estimator = method == "dann"
-                ? ml.Transfer().DomainAdaptation(new DannOptions { TargetImages = target, Engine = engine, Epochs = 5, BatchSize = 8, Seed = 3 })
-                : ml.Transfer().DomainAdaptation(new MmdOptions { TargetImages = target, Engine = engine, Epochs = 5, BatchSize = 8, Seed = 3 });
+                ? ml.Transfer().DomainAdaptation(new DannOptions { TargetImages = target, Engine = engine, Epochs = 5, BatchSize = 8, Seed = 3, TrainedBackboneBlocks = 0 })
+                : ml.Transfer().DomainAdaptation(new MmdOptions { TargetImages = target, Engine = engine, Epochs = 5, BatchSize = 8, Seed = 3, TrainedBackboneBlocks = 0 });
             var result = estimator.FitDetailed(ml.Data.LoadFromEnumerable(source));
             Assert.That(result.Method, Is.EqualTo(method));
             Assert.That(result.Model.Report.History, Has.Count.EqualTo(5));

@@ -37,6 +37,11 @@ public sealed class BenchDomainAdaptationSettings : CommonSettings
     [DefaultValue(64)]
     public int ImageSize { get; set; } = 64;
 
+    /// <summary>Epochs of the gradient methods.</summary>
+    [CommandOption("--epochs")]
+    [Description("Epochs of the gradient methods (dann, mmd, deep-coral and their source-only peers). Default: their options' default.")]
+    public int? Epochs { get; set; }
+
     /// <summary>Vector cache.</summary>
     [CommandOption("--cache-dir")]
     [Description("Folder keeping backbone vectors between runs. Default: $TMPDIR/mltransfer/bench-vectors.")]
@@ -69,6 +74,8 @@ public sealed class BenchDomainAdaptationCommand : Command<BenchDomainAdaptation
         var methods = wanted is null ? Methods
             : wanted.Select(w => Methods.FirstOrDefault(m => m.Name == w) ?? throw new ArgumentException(
                 $"Unknown method '{w}': use {string.Join(", ", Methods.Select(m => m.Name))}.")).ToList();
+        if (settings.Epochs is { } epochs)
+            methods = methods.Select(m => m with { Create = (ml, s) => WithEpochs(m.Create(ml, s), epochs) }).ToList();
         var seeds = settings.Seeds.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToList();
         var rows = DomainAdaptationBenchmark.Run(settings.Data, directions, methods, seeds, settings.ImageSize, log: line => console.WriteLine(line),
             vectorCache: settings.CacheDir ?? Path.Combine(Path.GetTempPath(), "mltransfer", "bench-vectors"),
@@ -82,5 +89,12 @@ public sealed class BenchDomainAdaptationCommand : Command<BenchDomainAdaptation
             console.MarkupLineInterpolated($"[green]Wrote[/] {Path.GetFullPath(output)}");
         }
         return 0;
+    }
+
+    private static DomainAdaptationEstimator WithEpochs(DomainAdaptationEstimator estimator, int epochs)
+    {
+        if (estimator.Options is Torch.DomainAdaptation.FeatureAdapterOptions adapter)
+            adapter.Epochs = epochs;
+        return estimator;
     }
 }

@@ -53,6 +53,7 @@ public sealed class DomainAdaptationRunner : ITrainRunner
                     adapter.Epochs = settings.Epochs ?? adapter.Epochs;
                     adapter.BatchSize = settings.BatchSize ?? adapter.BatchSize;
                     adapter.LearningRate = settings.LearningRate ?? adapter.LearningRate;
+                    adapter.TrainedBackboneBlocks = settings.TrainedBackboneBlocks ?? adapter.TrainedBackboneBlocks;
                 }
                 return options;
             }

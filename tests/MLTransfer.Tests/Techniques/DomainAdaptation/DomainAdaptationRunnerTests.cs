@@ -9,8 +9,9 @@ namespace MLTransfer.Tests.Techniques.DomainAdaptation;
 
 public class DomainAdaptationRunnerTests
 {
-    [Test]
-    public void Runner_reports_source_only_and_adapted_accuracy_and_writes_the_projection_plot()
+    [TestCase("coral", "source-only", null)]
+    [TestCase("dann", "adapter-source-only", 1)]
+    public void Runner_reports_source_only_and_adapted_accuracy_and_writes_the_projection_plot(string method, string peer, int? trainedBlocks)
     {
         string[] classes = ["0", "1", "2"];
         var output = Path.Combine(TestData.TempFolder(), "da.zip");
@@ -18,7 +19,9 @@ public class DomainAdaptationRunnerTests
         {
             Folder = Domains.TargetFolder(Domains.Labelled("mnist", "train", 8, classes), scramble: false),
             Technique = "domain-adaptation",
-            Method = "coral",
+            Method = method,
+            TrainedBackboneBlocks = trainedBlocks,
+            Epochs = trainedBlocks is null ? null : 1,
             Target = Domains.TargetFolder(Domains.Labelled("usps", "train", 8, classes), scramble: true),
             TargetTest = Domains.TargetFolder(Domains.Labelled("usps", "test", 4, classes), scramble: false),
             ImageSize = 32,
@@ -30,8 +33,8 @@ public class DomainAdaptationRunnerTests
         var model = new DomainAdaptationRunner().Train(settings, new MLContext(seed: 1), console);
         var printed = text.ToString();
         TestContext.Out.WriteLine(printed);
-        Assert.That(model.Report.Technique, Is.EqualTo("domain-adaptation/coral"));
-        Assert.That(printed, Does.Contain("source-only").And.Contain("coral").And.Contain("Target test"));
+        Assert.That(model.Report.Technique, Is.EqualTo("domain-adaptation/" + method));
+        Assert.That(printed, Does.Contain(peer).And.Contain(method).And.Contain("Target test"));
         var plot = Path.ChangeExtension(output, null) + ".domains.png";
         Assert.That(File.Exists(plot) && new FileInfo(plot).Length > 1000, plot);
         Assert.That(() => new DomainAdaptationRunner().Train(new TrainSettings { Folder = settings.Folder, Technique = "domain-adaptation" }, new MLContext(), console),

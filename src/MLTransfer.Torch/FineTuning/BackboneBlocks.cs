@@ -1,0 +1,119 @@
+using MLTransfer.Backbones;
+using MLTransfer.Torch.Onnx;
+using static TorchSharp.torch;
+
+namespace MLTransfer.Torch.FineTuning;
+
+/// <summary>
+/// An imported backbone split into blocks, bottom to top, with what training only its top blocks needs: which
+/// parameters each block owns, the graph value each block ends with, and the frozen lower blocks' outputs computed
+/// once. Shared by fine-tuning and the end-to-end domain-adaptation methods.
+/// </summary>
+internal sealed class BackboneBlocks
+{
+    /// <summary>Prefix of the initializers <see cref="FeaturizerGraph"/> adds for pixel normalisation; they never train.</summary>
+    public const string PreprocessingPrefix = "mltransfer_";
+
+    public BackboneBlocks(OnnxGraphModule backbone)
+    {
+        Backbone = backbone;
+        backbone.SetTrainable(IsPreprocessing, false);
+        (Blocks, Outputs) = Split(backbone);
+    }
+
+    public OnnxGraphModule Backbone { get; }
+
+    /// <summary>The backbone's trainable parameter names (ONNX initializer names) per block, bottom block first.</summary>
+    public IReadOnlyList<IReadOnlyList<string>> Blocks { get; }
+
+    /// <summary>The graph value at the end of each block (what the next block reads), bottom block first.</summary>
+    public IReadOnlyList<string> Outputs { get; }
+
+    /// <summary>Imports the fused featuriser graph of <paramref name="backbone"/> (pixels 0–255 in, pooled features out).</summary>
+    public static BackboneBlocks Import(Backbone backbone, int imageSize) =>
+        new(OnnxModuleImporter.Import(FeaturizerGraph.Build(backbone, imageSize), FeaturizerGraph.InputName, FeaturizerGraph.OutputName));
+
+    public static bool IsPreprocessing(string name) => name.StartsWith(PreprocessingPrefix, StringComparison.Ordinal);
+
+    /// <summary>The index of the first trained block when the top <paramref name="topBlocks"/> train (at least the bottom block stays frozen).</summary>
+    public int FirstTrainedBlock(int topBlocks) => Math.Max(1, Blocks.Count - topBlocks);
+
+    /// <summary>The graph value the trained blocks read when the top <paramref name="topBlocks"/> train.</summary>
+    public string Cut(int topBlocks) => Outputs[FirstTrainedBlock(topBlocks) - 1];
+
+    /// <summary>The parameter names of the blocks from <paramref name="firstBlock"/> up.</summary>
+    public IReadOnlyList<string> ParametersFrom(int firstBlock) => Blocks.Skip(firstBlock).SelectMany(b => b).ToList();
+
+    /// <summary>Trains exactly the named backbone parameters and freezes every other one.</summary>
+    public void TrainOnly(IEnumerable<string> names)
+    {
+        var trained = new HashSet<string>(names, StringComparer.Ordinal);
+        Backbone.SetTrainable(trained.Contains, true);
+        Backbone.SetTrainable(n => !trained.Contains(n), false);
+    }
+
+    /// <summary>
+    /// Runs the (frozen) backbone in evaluation mode from its input up to <paramref name="cut"/> for every image and
+    /// returns one flat array per image and the shape of one image's value.
+    /// </summary>
+    /// <param name="pixels">RGB planar pixels 0–255, [3, S, S] per image.</param>
+    /// <param name="cut">The graph value to compute.</param>
+    /// <param name="batchSize">Images per forward pass.</param>
+    public (float[][] Outputs, long[] Shape) CacheOutputs(IReadOnlyList<float[]> pixels, string cut, int batchSize)
+    {
+        bool wasTraining = Backbone.training;
+        Backbone.eval();
+        using var noGrad = no_grad();
+        var outputs = new float[pixels.Count][];
+        long[] shape = [];
+        int size = (int)Math.Round(Math.Sqrt(pixels.Count == 0 ? 0 : pixels[0].Length / 3.0));
+        for (int start = 0; start < pixels.Count; start += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            int count = Math.Min(batchSize, pixels.Count - start);
+            var x = tensor(pixels.Skip(start).Take(count).SelectMany(p => p).ToArray(), [count, 3, size, size]);
+            var value = Backbone.Run(new Dictionary<string, Tensor> { [Backbone.InputName] = x }, cut)[cut].contiguous();
+            shape = value.shape[1..];
+            float[] flat = value.data<float>().ToArray();
+            int length = flat.Length / count;
+            for (int i = 0; i < count; i++)
+            {
+                outputs[start + i] = flat.AsSpan(i * length, length).ToArray();
+            }
+        }
+
+        Backbone.train(wasTraining);
+        return (outputs, shape);
+    }
+
+    /// <summary>
+    /// Splits the backbone at its residual additions (an Add of two computed values ends a block, as in ResNets); a
+    /// graph without them is split into four blocks of consecutive parameterised nodes.
+    /// </summary>
+    private static (IReadOnlyList<IReadOnlyList<string>> Blocks, IReadOnlyList<string> Outputs) Split(OnnxGraphModule backbone)
+    {
+        var nodes = backbone.Nodes;
+        bool Computed(string value) => !backbone.TrainableParameters.ContainsKey(value) && !backbone.BatchNormStatistics.ContainsKey(value);
+        var ends = nodes.Where(n => n.OpType == "Add" && n.Inputs.Count == 2 && n.Inputs.All(Computed) && n.Inputs.All(i => nodes.Any(m => m.Outputs.Contains(i))))
+            .Select(n => n.Index)
+            .ToList();
+        if (ends.Count < 2)
+        {
+            var parameterised = nodes.Where(n => backbone.ParameterNamesOfNodes(n.Index, n.Index + 1).Count > 0).Select(n => n.Index).ToList();
+            ends = Enumerable.Range(1, 4).Select(k => parameterised[Math.Max(0, (parameterised.Count * k / 4) - 1)]).Distinct().ToList();
+        }
+
+        var blocks = new List<IReadOnlyList<string>>();
+        var outputs = new List<string>();
+        int start = 0;
+        for (int b = 0; b < ends.Count; b++)
+        {
+            int end = b == ends.Count - 1 ? nodes.Count : ends[b] + 1;
+            blocks.Add(backbone.ParameterNamesOfNodes(start, end).Where(n => !IsPreprocessing(n)).ToList());
+            outputs.Add(nodes[ends[b]].Outputs[0]);
+            start = end;
+        }
+
+        return (blocks, outputs);
+    }
+}
