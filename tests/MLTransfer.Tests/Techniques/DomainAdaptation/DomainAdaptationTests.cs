@@ -120,8 +120,8 @@ public class DomainAdaptationTests
         var accuracy = new Dictionary<string, double>();
         foreach (var estimator in new Func<MLContext, DomainAdaptationEstimator>[]
                  {
-                     ml => ml.Transfer().DomainAdaptation(Options(new SourceOnlyOptions(), target, 48)),
-                     ml => ml.Transfer().DomainAdaptation(Options(new CoralOptions(), target, 48)),
+                     ml => ml.Transfer().DomainAdaptation(Options(new SourceOnlyOptions(), target, 64)),
+                     ml => ml.Transfer().DomainAdaptation(Options(new CoralOptions(), target, 64)),
                  })
         {
             var ml = new MLContext(seed: 1);
