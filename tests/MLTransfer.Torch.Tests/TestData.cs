@@ -11,8 +11,8 @@ internal static class TestData
 
     public static string ResNetPreprocessPath => Path.Combine(AppContext.BaseDirectory, "DnnImageModels", "ResNetPrepOnnx", "ResNetPreprocess.onnx");
 
-    /// <summary>The repository's sample of the sign-language-digits photos (data/sign-language-digits).</summary>
-    public static string SignLanguageDigits
+    /// <summary>The repository's root folder (the one holding MLTransfer.sln).</summary>
+    public static string RepositoryRoot
     {
         get
         {
@@ -20,13 +20,19 @@ internal static class TestData
             {
                 if (File.Exists(Path.Combine(dir.FullName, "MLTransfer.sln")))
                 {
-                    return Path.Combine(dir.FullName, "data", "sign-language-digits");
+                    return dir.FullName;
                 }
             }
 
             throw new InvalidOperationException("Cannot find the repository root (MLTransfer.sln).");
         }
     }
+
+    /// <summary>The shared datasets next to the repository (../shared/data).</summary>
+    public static string SharedData => Path.Combine(RepositoryRoot, "..", "shared", "data");
+
+    /// <summary>The repository's sample of the sign-language-digits photos (data/sign-language-digits).</summary>
+    public static string SignLanguageDigits => Path.Combine(RepositoryRoot, "data", "sign-language-digits");
 
     /// <summary>The first <paramref name="perClass"/> images (by name) of each of the first <paramref name="classes"/> classes.</summary>
     public static (string Path, int Label)[] Images(int classes, int perClass, int skip = 0) =>

@@ -245,18 +245,18 @@ internal static class BlockOutputCache
         var prefix = graphPath + "|" + cut + "|";
         var missing = paths.Where(p => !Outputs.ContainsKey(prefix + p)).Distinct(StringComparer.Ordinal).ToList();
         var computed = new Dictionary<string, float[]>(StringComparer.Ordinal);
-        for (var start = 0; start < missing.Count; start += 256)
+        foreach (var chunk in missing.Chunk(256))
         {
-            var chunk = missing.Skip(start).Take(256).ToList();
             var (outputs, chunkShape) = blocks.CacheOutputs(ImagePixelReader.Read(chunk, imageSize), cut, 32);
             Shapes[prefix] = chunkShape;
-            for (var i = 0; i < chunk.Count; i++)
+            for (var i = 0; i < chunk.Length; i++)
                 computed[chunk[i]] = outputs[i];
         }
-        if (Interlocked.Add(ref _bytes, computed.Values.Sum(v => 4L * v.Length)) > MaxBytes)
+        var computedBytes = computed.Values.Sum(v => 4L * v.Length);
+        if (Interlocked.Add(ref _bytes, computedBytes) > MaxBytes)
         {
             Outputs.Clear();
-            Interlocked.Exchange(ref _bytes, 0);
+            Interlocked.Exchange(ref _bytes, computedBytes);
         }
         foreach (var (path, output) in computed)
             Outputs[prefix + path] = output;

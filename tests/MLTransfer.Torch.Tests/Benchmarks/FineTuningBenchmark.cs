@@ -29,7 +29,7 @@ public class FineTuningBenchmark
     [Test]
     public void Fine_tune_and_score_the_held_out_split()
     {
-        string folder = Env("DATA", Path.Combine(TestData.SignLanguageDigits, "..", "..", "..", "shared", "data", "sign-language-digits"));
+        string folder = Env("DATA", Path.Combine(TestData.SharedData, "sign-language-digits"));
         string log = Env("LOG", Path.Combine(Path.GetTempPath(), "mltransfer-finetune-benchmark.log"));
         var dataset = ImageFolder.Load(folder, new ImageFolderOptions { DecodeCheck = false });
         var testFolder = Environment.GetEnvironmentVariable("MLTRANSFER_BENCH_TEST");

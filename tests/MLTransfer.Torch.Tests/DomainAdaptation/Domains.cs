@@ -5,16 +5,7 @@ namespace MLTransfer.Torch.Tests.DomainAdaptation;
 /// <summary>Tiny, deterministic subsets of the shared MNIST/USPS domains (../shared/data/mnist-usps-domains).</summary>
 internal static class Domains
 {
-    public static string Root
-    {
-        get
-        {
-            var dir = new DirectoryInfo(AppContext.BaseDirectory);
-            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "MLTransfer.sln")))
-                dir = dir.Parent;
-            return Path.Combine(dir!.FullName, "..", "shared", "data", "mnist-usps-domains");
-        }
-    }
+    public static string Root => Path.Combine(TestData.SharedData, "mnist-usps-domains");
 
     /// <summary>The first <paramref name="perClass"/> images (ordinal file order) of each class of a domain split, classes in the given order.</summary>
     public static List<ImageExample> Labelled(string domain, string split, int perClass, IReadOnlyList<string> classes) =>
