@@ -21,6 +21,9 @@ public static class FeaturizerGraph
     /// <summary>Name of the fused graph's output: pooled features [N,D].</summary>
     public const string OutputName = "Features";
 
+    /// <summary>Name of the leading 1×1 convolution that applies the backbone's channel order and normalisation.</summary>
+    internal const string NormalizeNodeName = "mltransfer_normalize";
+
     private const string BatchDim = "N";
 
     /// <summary>Builds the fused graph for a backbone at an image size.</summary>
@@ -65,7 +68,7 @@ public static class FeaturizerGraph
         graph.Initializer.Add(Tensor(prefix + "norm_b", [3], bias));
         var lead = new List<NodeProto>();
         var normalized = meanImage is null ? backbone.InputName : prefix + "scaled";
-        lead.Add(Node("Conv", prefix + "normalize", [InputName, prefix + "norm_w", prefix + "norm_b"], [normalized],
+        lead.Add(Node("Conv", NormalizeNodeName, [InputName, prefix + "norm_w", prefix + "norm_b"], [normalized],
             new AttributeProto { Name = "kernel_shape", Type = AttributeProto.Types.AttributeType.Ints, Ints = { 1, 1 } }));
         if (meanImage is not null)
         {

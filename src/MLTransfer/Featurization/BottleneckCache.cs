@@ -90,10 +90,12 @@ public sealed partial class BottleneckCache
     /// </summary>
     /// <param name="backbone">The backbone.</param>
     /// <param name="imageSize">Square image size fed to the backbone.</param>
-    public static string ContextKey(Backbone backbone, int imageSize)
+    /// <param name="graphVariant">Names a rewritten form of the graph whose features differ by float rounding (e.g. the engine's
+    /// optimised graph); null means the plain fused graph.</param>
+    public static string ContextKey(Backbone backbone, int imageSize, string? graphVariant = null)
     {
         ArgumentNullException.ThrowIfNull(backbone);
-        var text = $"graph-v{GraphVersion}|{backbone.Identity}|{imageSize}px|{backbone.FeatureSize}";
+        var text = $"graph-v{GraphVersion}|{backbone.Identity}|{imageSize}px|{backbone.FeatureSize}" + (graphVariant is null ? "" : "|" + graphVariant);
         var name = new string(backbone.Name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-' ? c : '_').ToArray());
         if (name.Length == 0)
             name = "backbone";

@@ -37,6 +37,14 @@ public sealed class FeaturizerOptions
     /// <summary>Folder where fused backbone graphs are kept; null means <c>$TMPDIR/mltransfer/graphs</c>. The default value is null.</summary>
     public string? GraphDirectory { get; set; }
 
+    /// <summary>
+    /// Whether the engine's session runs the fused graph rewritten for speed by <see cref="Backbones.InferenceGraph"/>: input
+    /// normalisation folded into the first convolution, wide 3×3 convolutions in Winograd form. The exported models keep the
+    /// plain graph; the two compute the same function and their features differ by float rounding only (a few 1e-6 on
+    /// ResNet18). The default value is true.
+    /// </summary>
+    public bool OptimizeGraph { get; set; } = true;
+
     /// <summary>Largest accepted image in pixels (width × height), checked before decoding. The default value is 64 megapixels.</summary>
     public long MaxPixels { get; set; } = Data.ImageFileCheck.DefaultMaxPixels;
 

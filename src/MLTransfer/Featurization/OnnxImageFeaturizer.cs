@@ -29,6 +29,7 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
     private readonly Lazy<InferenceSession> _session;
     private readonly BottleneckCache? _cache;
     private readonly Lazy<string> _cacheContext;
+    private readonly Lazy<string> _executionGraphPath;
     private readonly ConcurrentBag<float[]> _pixelBuffers = new();
     private readonly ConcurrentBag<Batch> _batches = new();
 
@@ -46,10 +47,13 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
         ImageSize = _options.ImageSize ?? backbone.InputSize;
         FeatureSize = backbone.FeatureSize;
         GraphPath = FeaturizerGraph.Materialize(backbone, ImageSize, _options.GraphDirectory);
+        _executionGraphPath = new Lazy<string>(() => _options.OptimizeGraph ? InferenceGraph.Materialize(GraphPath, ImageSize) : GraphPath,
+            LazyThreadSafetyMode.ExecutionAndPublication);
         _session = new Lazy<InferenceSession>(CreateSession, LazyThreadSafetyMode.ExecutionAndPublication);
         if (_options.UseCache)
             _cache = new BottleneckCache(_options.CacheDirectory, _options.CacheMaxBytes);
-        _cacheContext = new Lazy<string>(() => BottleneckCache.ContextKey(Backbone, ImageSize));
+        _cacheContext = new Lazy<string>(() => BottleneckCache.ContextKey(Backbone, ImageSize,
+            _options.OptimizeGraph ? $"fast{InferenceGraph.Version}-{new InferenceGraphOptions().Key}" : null));
     }
 
     /// <inheritdoc />
@@ -64,6 +68,15 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
     /// <inheritdoc />
     public string GraphPath { get; }
 
+    /// <summary>
+    /// The graph the ONNX Runtime session runs: <see cref="GraphPath"/> rewritten by <see cref="InferenceGraph"/> when
+    /// <see cref="FeaturizerOptions.OptimizeGraph"/> is on (written on first use), else <see cref="GraphPath"/> itself.
+    /// </summary>
+    public string ExecutionGraphPath => _executionGraphPath.Value;
+
+    /// <summary>The context part of this engine's bottleneck cache keys (see <see cref="BottleneckCache.ContextKey"/>).</summary>
+    public string CacheContext => _cacheContext.Value;
+
     /// <summary>The bottleneck cache in use, or null when <see cref="FeaturizerOptions.UseCache"/> is false.</summary>
     public BottleneckCache? Cache => _cache;
 
@@ -74,12 +87,12 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
             : Math.Max(1, Environment.ProcessorCount / _options.EffectiveInferenceThreads));
         try
         {
-            return new InferenceSession(GraphPath, options);
+            return new InferenceSession(ExecutionGraphPath, options);
         }
         catch (OnnxRuntimeException e)
         {
             throw new InvalidOperationException(
-                $"ONNX Runtime cannot load the fused graph of '{Backbone.Name}' at {ImageSize} px ('{GraphPath}'): {e.Message} " +
+                $"ONNX Runtime cannot load the fused graph of '{Backbone.Name}' at {ImageSize} px ('{ExecutionGraphPath}'): {e.Message} " +
                 "Convolutional backbones with stride-2 stages usually need a size that is a multiple of 32 (e.g. 96, 128, 160, 224).", e);
         }
     }

@@ -46,16 +46,17 @@ public class FeaturizerGraphTests
         }
     }
 
-    [Test]
-    public void Should_give_engine_features_equal_to_exported_pipeline_features()
+    [TestCase(96)]
+    [TestCase(224)]
+    public void Should_give_engine_features_equal_to_exported_pipeline_features(int imageSize)
     {
         var ml = new MLContext(seed: 1);
         var paths = TestData.SampleSubset(2, "1", "7").Select(e => e.ImagePath).ToArray();
-        using var engine = new OnnxImageFeaturizer(Backbone.ResNet18(), new FeaturizerOptions { ImageSize = 96, BatchSize = 3, UseCache = false, GraphDirectory = TestData.TempFolder() });
+        using var engine = new OnnxImageFeaturizer(Backbone.ResNet18(), new FeaturizerOptions { ImageSize = imageSize, BatchSize = 3, UseCache = false, GraphDirectory = TestData.TempFolder() });
         var fromEngine = engine.Featurize(paths);
 
         var data = ml.Data.LoadFromEnumerable(paths.Select(p => new Row { ImagePath = p }));
-        var exported = Column(ImagePipeline.Create(ml, 96, engine.GraphPath).Fit(data).Transform(data), ImagePipeline.FeaturesColumn, 512);
+        var exported = Column(ImagePipeline.Create(ml, imageSize, engine.GraphPath).Fit(data).Transform(data), ImagePipeline.FeaturesColumn, 512);
 
         Assert.That(fromEngine.Failed, Is.Empty);
         for (var i = 0; i < paths.Length; i++)

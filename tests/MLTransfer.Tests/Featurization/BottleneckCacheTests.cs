@@ -9,7 +9,7 @@ namespace MLTransfer.Tests.Featurization;
 public class BottleneckCacheTests
 {
     private static string EntryFile(OnnxImageFeaturizer engine, string imagePath) =>
-        engine.Cache!.EntryPath(BottleneckCache.ContextKey(engine.Backbone, engine.ImageSize), BottleneckCache.ContentHash(File.ReadAllBytes(imagePath)));
+        engine.Cache!.EntryPath(engine.CacheContext, BottleneckCache.ContentHash(File.ReadAllBytes(imagePath)));
 
     [Test]
     public void Should_serve_identical_vectors_from_the_cache_on_the_second_run()
