@@ -13,13 +13,15 @@ public class InferenceGraphTests
 {
     // ResNet18 has 3 (layer 3) + 5 (layer 4) 3×3 stride-1 convolutions with 256 or more channels; at 224 px their inputs are
     // 14×14 and 7×7 (odd: the Winograd tiles overhang and are cropped); at 128 px layer 4 is 4×4, under the minimum of 7.
-    [TestCase(224, 8)]
-    [TestCase(128, 3)]
-    public void Should_compute_the_same_features_as_the_plain_graph_with_fewer_operations(int imageSize, int expectedWinograd)
+    // 7×7 with tile 4 or 2 and 14×14 with tile 4 overhang and are cropped.
+    [TestCase(224, 4, 8)]
+    [TestCase(224, 2, 8)]
+    [TestCase(128, 4, 3)]
+    public void Should_compute_the_same_features_as_the_plain_graph_with_fewer_operations(int imageSize, int tileSize, int expectedWinograd)
     {
         var fused = FeaturizerGraph.Build(Backbone.ResNet18(), imageSize);
 
-        var optimized = InferenceGraph.Optimize(fused, imageSize, null, out var summary);
+        var optimized = InferenceGraph.Optimize(fused, imageSize, new InferenceGraphOptions { WinogradTileSize = tileSize }, out var summary);
 
         Assert.That(summary.FoldedInputNormalization, Is.True);
         Assert.That(summary.WinogradConvolutions, Is.EqualTo(expectedWinograd));
@@ -31,6 +33,15 @@ public class InferenceGraphTests
         var fast = Run(optimized, pixels, imageSize);
         Assert.That(plain.Max(), Is.GreaterThan(0.5f));
         Assert.That(plain.Zip(fast, (a, b) => Math.Abs(a - b)).Max(), Is.LessThanOrEqualTo(1e-4));
+    }
+
+    [Test]
+    public void Should_refuse_a_tile_size_without_a_winograd_form()
+    {
+        var fused = FeaturizerGraph.Build(Backbone.ResNet18(), 96);
+
+        Assert.That(() => InferenceGraph.Optimize(fused, 96, new InferenceGraphOptions { WinogradTileSize = 3 }, out _),
+            Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("2 or 4"));
     }
 
     [Test]

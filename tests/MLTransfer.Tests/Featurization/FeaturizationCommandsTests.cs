@@ -1,3 +1,4 @@
+using MLTransfer.Backbones;
 using MLTransfer.Cli.Commands;
 using MLTransfer.Featurization;
 using MLTransfer.IO;
@@ -54,6 +55,21 @@ public class FeaturizationCommandsTests
         Assert.That(Run("featurize", folder, "-o", output, "--image-size", "64", "--cache-dir", cache, "--no-cache"), Is.Zero);
         Assert.That(FeatureTable.Read(output), Has.Count.EqualTo(2));
         Assert.That(Directory.EnumerateFileSystemEntries(cache), Is.Empty);
+    }
+
+    [Test]
+    public void Should_run_the_plain_fused_graph_with_plain_graph()
+    {
+        var folder = TestData.CopySample(1, "2");
+        var output = Path.Combine(TestData.TempFolder(), "f.csv");
+
+        Assert.That(Run("featurize", folder, "-o", output, "--no-cache", "--plain-graph"), Is.Zero);
+
+        var row = FeatureTable.Read(output).Single();
+        using var plain = new OnnxImageFeaturizer(Backbone.ResNet18(), new FeaturizerOptions { UseCache = false, OptimizeGraph = false });
+        using var fast = new OnnxImageFeaturizer(Backbone.ResNet18(), new FeaturizerOptions { UseCache = false });
+        Assert.That(row.Features, Is.EqualTo(plain.Featurize([row.Path]).Features[0]));
+        Assert.That(row.Features, Is.Not.EqualTo(fast.Featurize([row.Path]).Features[0]), "the optimised graph rounds differently");
     }
 
     [Test]
