@@ -27,7 +27,11 @@ public static class ImagePreprocessor
     /// <param name="maxPixels">Largest accepted width × height, checked before any pixel memory is allocated. The default value is <see cref="ImageFileCheck.DefaultMaxPixels"/>.</param>
     /// <returns>Null on success, otherwise a one-line reason the image could not be used.</returns>
     /// <remarks>Unlike ML.NET, which silently keeps the decoded part of a truncated file, a truncated or damaged image is rejected.</remarks>
-    public static string? TryLoadPixels(ReadOnlySpan<byte> encoded, int imageSize, Span<float> destination, long maxPixels = ImageFileCheck.DefaultMaxPixels)
+    public static string? TryLoadPixels(ReadOnlySpan<byte> encoded, int imageSize, Span<float> destination, long maxPixels = ImageFileCheck.DefaultMaxPixels) =>
+        TryLoadPixels(encoded, imageSize, destination, maxPixels, allowFastResize: true);
+
+    // allowFastResize: false always draws with SkiaSharp (tests compare the two).
+    internal static string? TryLoadPixels(ReadOnlySpan<byte> encoded, int imageSize, Span<float> destination, long maxPixels, bool allowFastResize)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(imageSize, 1);
         if (destination.Length < PixelCount(imageSize))
@@ -38,7 +42,6 @@ public static class ImagePreprocessor
         if (decoded is null)
             return problem;
         SKBitmap? converted = null;
-        SKBitmap? resized = null;
         try
         {
             var source = decoded;
@@ -53,19 +56,18 @@ public static class ImagePreprocessor
                     return $"unsupported pixel layout ({source.ColorType})";
                 source = converted;
             }
-            if (source.Width != imageSize || source.Height != imageSize)
+            if (source.Width == imageSize && source.Height == imageSize)
             {
-                resized = ResizeWithCentreCrop(source, imageSize, imageSize);
-                if (resized.ColorType is not SKColorType.Bgra8888 and not SKColorType.Rgba8888)
-                    return $"unsupported pixel layout after resizing ({resized.ColorType})";
-                source = resized;
+                ExtractPlanarRgb(source, imageSize, destination);
+                return null;
             }
-            ExtractPlanarRgb(source, imageSize, destination);
-            return null;
+            var rectangle = CentreCropRectangle(source.Width, source.Height, imageSize);
+            if (allowFastResize && CubicResampler.IsExact && CubicResampler.TryResize(source, rectangle, imageSize, destination))
+                return null;
+            return ResizeWithSkia(source, rectangle, imageSize, destination);
         }
         finally
         {
-            resized?.Dispose();
             converted?.Dispose();
             decoded.Dispose();
         }
@@ -91,8 +93,9 @@ public static class ImagePreprocessor
         return TryLoadPixels(bytes, imageSize, destination, maxPixels);
     }
 
-    // Same steps as SKBitmap.Decode(SKCodec), which ML.NET's MLImage.CreateFromStream calls, but the codec's result
-    // is checked: only a complete decode is accepted.
+    // Same steps as SKBitmap.Decode(SKCodec), which ML.NET's MLImage.CreateFromStream calls (SkiaSharp 3 keeps the codec's
+    // colour space, which matters for JPEGs with an embedded profile such as CMYK ones), but the codec's result is checked:
+    // only a complete decode is accepted.
     private static SKBitmap? Decode(ReadOnlySpan<byte> encoded, long maxPixels, out string? problem)
     {
         using var data = SKData.CreateCopy(encoded);
@@ -117,7 +120,6 @@ public static class ImagePreprocessor
         }
         if (info.AlphaType == SKAlphaType.Unpremul)
             info.AlphaType = SKAlphaType.Premul;
-        info.ColorSpace = null;
         var bitmap = new SKBitmap(info);
         var result = codec.GetPixels(info, bitmap.GetPixels());
         if (result != SKCodecResult.Success)
@@ -130,33 +132,38 @@ public static class ImagePreprocessor
         return bitmap;
     }
 
-    // Same geometry as ML.NET's MLImage.ResizeWithCrop with the centre anchor.
-    private static SKBitmap ResizeWithCentreCrop(SKBitmap source, int width, int height)
+    // Same geometry as ML.NET's MLImage.ResizeWithCrop with the centre anchor: where the image is drawn on the size² canvas.
+    internal static SKRect CentreCropRectangle(int width, int height, int size)
     {
-        var widthAspect = (float)width / source.Width;
-        var heightAspect = (float)height / source.Height;
+        var widthAspect = (float)size / width;
+        var heightAspect = (float)size / height;
         var destX = 0;
         var destY = 0;
         float aspect;
         if (heightAspect < widthAspect)
         {
             aspect = widthAspect;
-            destY = (int)((height - (source.Height * aspect)) / 2);
+            destY = (int)((size - (height * aspect)) / 2);
         }
         else
         {
             aspect = heightAspect;
-            destX = (int)((width - (source.Width * aspect)) / 2);
+            destX = (int)((size - (width * aspect)) / 2);
         }
-        var destWidth = (int)(source.Width * aspect);
-        var destHeight = (int)(source.Height * aspect);
-        var target = new SKBitmap(width, height, isOpaque: true);
-        var sourceRect = new SKRect(0, 0, source.Width, source.Height);
-        var targetRect = new SKRect(destX, destY, destX + destWidth, destY + destHeight);
-        using var canvas = new SKCanvas(target);
-        using var image = SKImage.FromBitmap(source);
-        canvas.DrawImage(image, sourceRect, targetRect, new SKSamplingOptions(SKCubicResampler.Mitchell));
-        return target;
+        return new SKRect(destX, destY, destX + (int)(width * aspect), destY + (int)(height * aspect));
+    }
+
+    // What ML.NET does: draw with SkiaSharp's Mitchell cubic onto an opaque canvas, then read the pixels back.
+    internal static string? ResizeWithSkia(SKBitmap source, SKRect rectangle, int size, Span<float> destination)
+    {
+        using var target = new SKBitmap(size, size, isOpaque: true);
+        using (var canvas = new SKCanvas(target))
+        using (var image = SKImage.FromBitmap(source))
+            canvas.DrawImage(image, new SKRect(0, 0, source.Width, source.Height), rectangle, new SKSamplingOptions(SKCubicResampler.Mitchell));
+        if (target.ColorType is not SKColorType.Bgra8888 and not SKColorType.Rgba8888)
+            return $"unsupported pixel layout after resizing ({target.ColorType})";
+        ExtractPlanarRgb(target, size, destination);
+        return null;
     }
 
     private static void ExtractPlanarRgb(SKBitmap bitmap, int size, Span<float> destination)
