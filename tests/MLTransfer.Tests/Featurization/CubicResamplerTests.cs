@@ -1,6 +1,3 @@
-using Microsoft.ML;
-using Microsoft.ML.Data;
-using MLTransfer.Export;
 using MLTransfer.Featurization;
 using MLTransfer.Tests.TestSupport;
 using NUnit.Framework;
@@ -10,11 +7,6 @@ namespace MLTransfer.Tests.Featurization;
 
 public class CubicResamplerTests
 {
-    private sealed class Row
-    {
-        public string ImagePath { get; set; } = "";
-    }
-
     // Real images of every shared dataset: 100×100 and 200×200 colour photos, 32×32 CIFAR crops, 16×16 and 28×28 grey digits,
     // and the odd formats ML.NET's own tests use. Each is resized up, down and to a size that does not divide it.
     private static IEnumerable<string> Images()
@@ -34,10 +26,7 @@ public class CubicResamplerTests
     public void Should_give_the_pixels_of_mlnet_resize_on_real_images(int size)
     {
         var paths = Images().ToArray();
-        var ml = new MLContext(seed: 0);
-        var data = ml.Data.LoadFromEnumerable(paths.Select(p => new Row { ImagePath = p }));
-        var expected = OnnxImageFeaturizer.DecodeEstimator(ml, size).Fit(data).Transform(data)
-            .GetColumn<VBuffer<float>>(ImagePipeline.PixelsColumn).Select(v => v.DenseValues().ToArray()).ToArray();
+        var expected = FeaturizationTestSupport.MlNetPixels(paths, size);
 
         var actual = new float[ImagePreprocessor.PixelCount(size)];
         var viaSkia = new float[actual.Length];

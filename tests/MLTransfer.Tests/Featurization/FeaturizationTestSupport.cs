@@ -1,4 +1,7 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
 using MLTransfer.Backbones;
+using MLTransfer.Export;
 using MLTransfer.Featurization;
 using MLTransfer.Tests.TestSupport;
 
@@ -24,6 +27,20 @@ internal static class FeaturizationTestSupport
             CacheDirectory = cacheDirectory,
             CacheMaxBytes = cacheMaxBytes,
         });
+
+    /// <summary>The planar RGB pixels ML.NET's own image transforms produce for each image (the ground truth for the engine's).</summary>
+    public static float[][] MlNetPixels(IReadOnlyList<string> paths, int size)
+    {
+        var ml = new MLContext(seed: 0);
+        var data = ml.Data.LoadFromEnumerable(paths.Select(p => new PathRow { ImagePath = p }));
+        return OnnxImageFeaturizer.DecodeEstimator(ml, size).Fit(data).Transform(data)
+            .GetColumn<VBuffer<float>>(ImagePipeline.PixelsColumn).Select(v => v.DenseValues().ToArray()).ToArray();
+    }
+
+    private sealed class PathRow
+    {
+        public string ImagePath { get; set; } = "";
+    }
 
     /// <summary>Copies some sample images into a fresh folder (so tests can change them) and returns their paths.</summary>
     public static List<string> CopyImages(int perClass, params string[] classes)

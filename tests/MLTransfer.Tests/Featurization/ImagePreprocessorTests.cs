@@ -1,6 +1,3 @@
-using Microsoft.ML;
-using Microsoft.ML.Data;
-using MLTransfer.Export;
 using MLTransfer.Featurization;
 using MLTransfer.Tests.TestSupport;
 using NUnit.Framework;
@@ -9,11 +6,6 @@ namespace MLTransfer.Tests.Featurization;
 
 public class ImagePreprocessorTests
 {
-    private sealed class Row
-    {
-        public string ImagePath { get; set; } = "";
-    }
-
     private static IEnumerable<string> RealImages() =>
         TestData.SampleSubset(2, "0", "4", "8").Select(e => e.ImagePath)
             .Concat(new[] { "banana.jpg", "hotdog.jpg", "tomato.bmp", "tomato.jpg", "tomato_format32bppPArgb.jpg",
@@ -26,10 +18,7 @@ public class ImagePreprocessorTests
     public void Should_produce_the_same_pixels_as_mlnet_image_transforms(int size)
     {
         var paths = RealImages().ToArray();
-        var ml = new MLContext(seed: 0);
-        var data = ml.Data.LoadFromEnumerable(paths.Select(p => new Row { ImagePath = p }));
-        var expected = OnnxImageFeaturizer.DecodeEstimator(ml, size).Fit(data).Transform(data)
-            .GetColumn<VBuffer<float>>(ImagePipeline.PixelsColumn).Select(v => v.DenseValues().ToArray()).ToArray();
+        var expected = FeaturizationTestSupport.MlNetPixels(paths, size);
 
         var actual = new float[ImagePreprocessor.PixelCount(size)];
         for (var i = 0; i < paths.Length; i++)
