@@ -44,18 +44,18 @@ public class CubicResamplerTests
     public void Should_compute_what_skia_draws_when_the_start_up_check_passes()
     {
         using var source = SKBitmap.Decode(Path.Combine(TestData.SharedImages, "hotdog.jpg"));
-        var rectangle = ImagePreprocessor.CentreCropRectangle(source.Width, source.Height, 96);
-        var viaSkia = new float[ImagePreprocessor.PixelCount(96)];
+        var rectangle = ImagePreprocessor.CentreCropRectangle(source.Width, source.Height, 320);
+        var viaSkia = new float[ImagePreprocessor.PixelCount(320)];
         var direct = new float[viaSkia.Length];
 
-        Assert.That(ImagePreprocessor.ResizeWithSkia(source, rectangle, 96, viaSkia), Is.Null);
-        Assert.That(CubicResampler.TryResize(source, rectangle, 96, direct), Is.True);
+        Assert.That(ImagePreprocessor.ResizeWithSkia(source, rectangle, 320, viaSkia), Is.Null);
+        Assert.That(CubicResampler.TryResize(source, rectangle, 320, direct), Is.True, "800×391 is under 4× a 320² canvas; it is shrunk 1.22×");
 
         Assert.That(direct.SequenceEqual(viaSkia), Is.EqualTo(CubicResampler.IsExact));
     }
 
     [Test]
-    public void Should_leave_partly_covered_canvases_and_translucent_images_to_skia()
+    public void Should_leave_partly_covered_canvases_translucent_and_large_images_to_skia()
     {
         using var opaque = new SKBitmap(new SKImageInfo(61, 97, SKColorType.Bgra8888, SKAlphaType.Opaque));
         using var translucent = new SKBitmap(new SKImageInfo(50, 50, SKColorType.Bgra8888, SKAlphaType.Premul));
@@ -65,6 +65,8 @@ public class CubicResamplerTests
         Assert.That(narrow.Width, Is.LessThan(128), "float rounding leaves the last column of the canvas undrawn");
         Assert.That(CubicResampler.TryResize(opaque, narrow, 128, pixels), Is.False);
         Assert.That(CubicResampler.TryResize(translucent, new SKRect(0, 0, 128, 128), 128, pixels), Is.False);
+        using var large = new SKBitmap(new SKImageInfo(300, 300, SKColorType.Bgra8888, SKAlphaType.Opaque));
+        Assert.That(CubicResampler.TryResize(large, new SKRect(0, 0, 128, 128), 128, pixels), Is.False, "over 4× the canvas's pixels");
         Assert.That(pixels, Is.All.EqualTo(0f), "nothing is written when the fast path declines");
     }
 }
