@@ -88,6 +88,12 @@ public sealed class FeaturizationBenchmarkReport
     /// <summary>Rounds the ML.NET and uncached engine phases were interleaved in.</summary>
     public required int Rounds { get; init; }
 
+    /// <summary>Whether the engine ran the optimised graph (<see cref="FeaturizerOptions.OptimizeGraph"/>).</summary>
+    public bool OptimizedGraph { get; init; }
+
+    /// <summary>Whether this machine's SkiaSharp matched the engine's C# Mitchell resize, so the engine used it.</summary>
+    public bool FastResize { get; init; }
+
     /// <summary>Arithmetic limit of the CPU in images/s: cores × GFLOP/s per core ÷ GFLOP per image at this size.</summary>
     public required double CpuLimitImagesPerSecond { get; init; }
 
@@ -230,6 +236,8 @@ public static class FeaturizationBenchmark
             Cores = Environment.ProcessorCount,
             BatchSize = engineOptions.BatchSize,
             Rounds = rounds,
+            OptimizedGraph = engineOptions.OptimizeGraph,
+            FastResize = CubicResampler.IsExact,
             DecodeThreads = engineOptions.EffectiveDecodeThreads,
             InferenceThreads = engineOptions.EffectiveInferenceThreads,
             CpuLimitImagesPerSecond = Environment.ProcessorCount * settings.GflopsPerCore

@@ -98,6 +98,7 @@ public class FeaturizationCommandsTests
         Assert.That(report.Phases.Select(p => p.PeakRssBytes), Is.All.GreaterThan(0));
         Assert.That(report.MaxAbsDifference, Is.LessThanOrEqualTo(1e-3));
         Assert.That(report.Ratio, Is.Not.Null.And.GreaterThan(0));
+        Assert.That(report.OptimizedGraph, Is.True, "the default engine runs the optimised graph");
         Assert.That(report.CpuLimitImagesPerSecond, Is.EqualTo(Environment.ProcessorCount * 120 / 4.1).Within(1e-9));
         Assert.That(report.ColdCache.RssTrace, Is.Not.Empty);
         Assert.That(report.ColdCache.RssTrace[^1].Done, Is.EqualTo(4));

@@ -110,7 +110,8 @@ public sealed class BenchFeaturizeCommand : Command<BenchFeaturizeCommand.Settin
         {
             new Markup($"[bold]{report.Images:N0}[/] images from {Markup.Escape(report.Folder)} at {report.ImageSize} px; " +
                 $"{report.Cores} cores, batch {report.BatchSize}, {report.DecodeThreads} decode and {report.InferenceThreads} inference thread(s); " +
-                $"ML.NET and uncached engine interleaved in {report.Rounds} round(s) (their memory columns are shared)"),
+                $"ML.NET and uncached engine interleaved in {report.Rounds} round(s) (their memory columns are shared); " +
+                $"engine graph: {(report.OptimizedGraph ? "optimised" : "plain")}, resize: {(report.FastResize ? "C#, bit-identical to SkiaSharp" : "SkiaSharp")}"),
             table,
         };
         if (report.Ratio is { } ratio)
