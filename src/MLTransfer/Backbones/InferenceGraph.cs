@@ -116,6 +116,13 @@ public static class InferenceGraph
     }
 
     /// <summary>
+    /// Names the optimised form for these options (rewrite version and settings): part of the optimised graph's file name and
+    /// of the bottleneck-cache context of features computed with it.
+    /// </summary>
+    /// <param name="options">Which rewrites are applied; null means the defaults.</param>
+    public static string VariantName(InferenceGraphOptions? options = null) => $"fast{Version}-{(options ?? new InferenceGraphOptions()).Key}";
+
+    /// <summary>
     /// Writes the optimised form of a fused graph file next to it (once; later calls reuse the file) and returns its path.
     /// The file is written atomically.
     /// </summary>
@@ -127,7 +134,7 @@ public static class InferenceGraph
         ArgumentNullException.ThrowIfNull(fusedGraphPath);
         options ??= new InferenceGraphOptions();
         var source = new FileInfo(fusedGraphPath);
-        var identity = $"v{Version}|{source.FullName}|{source.Length}|{source.LastWriteTimeUtc.Ticks}|{imageSize}|{options.Key}";
+        var identity = $"{VariantName(options)}|{source.FullName}|{source.Length}|{source.LastWriteTimeUtc.Ticks}|{imageSize}";
         var key = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(identity)))[..12];
         var path = Path.Combine(source.DirectoryName ?? ".", $"{Path.GetFileNameWithoutExtension(source.Name)}-fast{Version}-{key}.onnx");
         if (!File.Exists(path))
@@ -157,10 +164,9 @@ public static class InferenceGraph
         if (next.OpType == "Sub" && next.Input[0] == normalize.Output[0])
         {
             subtract = next;
-            mean = Floats(graph, next.Input[1]);
-            var meanTensor = Initializer(graph, next.Input[1]);
-            if (mean is null || meanTensor is null || meanTensor.Dims.Count != 4 || meanTensor.Dims[0] != 1 || meanTensor.Dims[1] != 3)
+            if (Initializer(graph, next.Input[1]) is not { DataType: (int)TensorProto.Types.DataType.Float, Dims: [1, 3, _, _] } meanTensor)
                 return false;
+            mean = FeaturizerGraph.TensorValues(meanTensor);
             meanDims = meanTensor.Dims.ToArray();
             consumers = Consumers(graph, next.Output[0]);
             if (consumers.Count != 1)
@@ -199,7 +205,7 @@ public static class InferenceGraph
                     folded[(o * 3 + c) * taps + t] = (float)sum;
                 }
 
-        graph.Initializer.Add(FeaturizerGraph.Tensor(Prefix + "centre", mean is null ? [1, 3, 1, 1] : meanDims, centre));
+        graph.Initializer.Add(FeaturizerGraph.Tensor(Prefix + "centre", meanDims, centre));
         graph.Initializer.Add(FeaturizerGraph.Tensor(Prefix + "first_w", weightTensor.Dims.ToArray(), folded));
         var centred = Prefix + "centred";
         var index = graph.Node.IndexOf(normalize);

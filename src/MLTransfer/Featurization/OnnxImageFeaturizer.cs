@@ -52,8 +52,7 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
         _session = new Lazy<InferenceSession>(CreateSession, LazyThreadSafetyMode.ExecutionAndPublication);
         if (_options.UseCache)
             _cache = new BottleneckCache(_options.CacheDirectory, _options.CacheMaxBytes);
-        _cacheContext = new Lazy<string>(() => BottleneckCache.ContextKey(Backbone, ImageSize,
-            _options.OptimizeGraph ? $"fast{InferenceGraph.Version}-{new InferenceGraphOptions().Key}" : null));
+        _cacheContext = new Lazy<string>(() => BottleneckCache.ContextKey(Backbone, ImageSize, _options.OptimizeGraph ? InferenceGraph.VariantName() : null));
     }
 
     /// <inheritdoc />

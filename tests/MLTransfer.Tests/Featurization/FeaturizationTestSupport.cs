@@ -4,6 +4,7 @@ using MLTransfer.Backbones;
 using MLTransfer.Export;
 using MLTransfer.Featurization;
 using MLTransfer.Tests.TestSupport;
+using NUnit.Framework;
 
 namespace MLTransfer.Tests.Featurization;
 
@@ -35,6 +36,23 @@ internal static class FeaturizationTestSupport
         var data = ml.Data.LoadFromEnumerable(paths.Select(p => new PathRow { ImagePath = p }));
         return OnnxImageFeaturizer.DecodeEstimator(ml, size).Fit(data).Transform(data)
             .GetColumn<VBuffer<float>>(ImagePipeline.PixelsColumn).Select(v => v.DenseValues().ToArray()).ToArray();
+    }
+
+    /// <summary>
+    /// Loads every image with <see cref="ImagePreprocessor"/> and asserts its pixels equal ML.NET's transforms'; <paramref name="alsoCheck"/>
+    /// gets each image's bytes and loaded pixels for further assertions.
+    /// </summary>
+    public static void AssertPixelsEqualMlNet(IReadOnlyList<string> paths, int size, Action<string, byte[], float[]>? alsoCheck = null)
+    {
+        var expected = MlNetPixels(paths, size);
+        var actual = new float[ImagePreprocessor.PixelCount(size)];
+        for (var i = 0; i < paths.Count; i++)
+        {
+            var bytes = File.ReadAllBytes(paths[i]);
+            Assert.That(ImagePreprocessor.TryLoadPixels(bytes, size, actual), Is.Null, paths[i]);
+            alsoCheck?.Invoke(paths[i], bytes, actual);
+            Assert.That(actual, Is.EqualTo(expected[i]), $"{paths[i]} at {size} px against ML.NET");
+        }
     }
 
     private sealed class PathRow

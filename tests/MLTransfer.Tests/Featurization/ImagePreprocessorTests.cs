@@ -15,19 +15,8 @@ public class ImagePreprocessorTests
     [TestCase(96)]
     [TestCase(100)]
     [TestCase(61)]
-    public void Should_produce_the_same_pixels_as_mlnet_image_transforms(int size)
-    {
-        var paths = RealImages().ToArray();
-        var expected = FeaturizationTestSupport.MlNetPixels(paths, size);
-
-        var actual = new float[ImagePreprocessor.PixelCount(size)];
-        for (var i = 0; i < paths.Length; i++)
-        {
-            var problem = ImagePreprocessor.TryLoadPixels(paths[i], size, actual);
-            Assert.That(problem, Is.Null, paths[i]);
-            Assert.That(actual, Is.EqualTo(expected[i]), $"{Path.GetFileName(paths[i])} at {size} px");
-        }
-    }
+    public void Should_produce_the_same_pixels_as_mlnet_image_transforms(int size) =>
+        FeaturizationTestSupport.AssertPixelsEqualMlNet(RealImages().ToArray(), size);
 
     [Test]
     public void Should_explain_why_an_image_cannot_be_used()
