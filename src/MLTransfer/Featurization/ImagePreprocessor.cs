@@ -96,7 +96,7 @@ public static class ImagePreprocessor
     // Same steps as SKBitmap.Decode(SKCodec), which ML.NET's MLImage.CreateFromStream calls (SkiaSharp 3 keeps the codec's
     // colour space, which matters for JPEGs with an embedded profile such as CMYK ones), but the codec's result is checked:
     // only a complete decode is accepted.
-    private static SKBitmap? Decode(ReadOnlySpan<byte> encoded, long maxPixels, out string? problem)
+    internal static SKBitmap? Decode(ReadOnlySpan<byte> encoded, long maxPixels, out string? problem)
     {
         using var data = SKData.CreateCopy(encoded);
         var stream = new SKMemoryStream(data);

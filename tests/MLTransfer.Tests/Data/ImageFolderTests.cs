@@ -84,7 +84,7 @@ public class ImageFolderTests
         foreach (var name in new[] { "taco_invalidpixelformat.jpg", "tomato.bmp", "tomato_indexedpixelformat.gif", "fillmode_test.png" })
         {
             var target = Path.Combine(odd, "réel " + name);
-            File.Copy(Path.Combine(TestData.SharedImages, name), target);
+            File.Copy(Path.Combine(TestData.MlNetImages, name), target);
             files.Add(target);
         }
         Directory.CreateDirectory(Path.Combine(root, "other"));

@@ -7,36 +7,55 @@ namespace MLTransfer.Tests.Featurization;
 
 public class CubicResamplerTests
 {
-    // Real images of every shared dataset: 100×100 and 200×200 colour photos, 32×32 CIFAR crops, 16×16 and 28×28 grey digits,
-    // and the odd formats ML.NET's own tests use. Each is resized up, down and to a size that does not divide it.
-    private static IEnumerable<string> Images()
-    {
-        string[] folders = ["sign-language-digits", "utkface-multitask-subset", "cifar10-subset/test", "mnist-usps-domains/usps/test", "mnist-usps-domains/mnist/test"];
-        foreach (var folder in folders)
-            foreach (var path in Directory.EnumerateFiles(Path.Combine(TestData.Shared, folder), "*.*", SearchOption.AllDirectories)
-                         .Where(MLTransfer.Data.ImageFileCheck.HasImageExtension).Order(StringComparer.Ordinal).Take(12))
-                yield return path;
-        foreach (var name in new[] { "banana.jpg", "hotdog.jpg", "tomato.bmp", "tomato.jpg", "taco_invalidpixelformat.jpg" })
-            yield return Path.Combine(TestData.SharedImages, name);
-    }
+    // Real images of every kind the fixtures hold: 100×100 colour photos, 32×32 grey PNGs and the odd formats ML.NET's own
+    // tests use. Each is resized up, down and to a size that does not divide it.
+    private static IEnumerable<string> Images() =>
+        TestData.SampleSubset(1, "0", "1", "2", "3", "4", "5").Select(e => e.ImagePath)
+            .Concat(TestData.Subset(TestData.ShiftedSample, 1, 0, ["0", "1", "2", "3", "4", "5"]).Select(e => e.ImagePath))
+            .Concat(new[] { "banana.jpg", "hotdog.jpg", "tomato.bmp", "tomato.jpg", "taco_invalidpixelformat.jpg", "fillmode_test.png", "fruit0.png" }
+                .Select(TestData.MlNetImage));
+
+    [Test]
+    public void Should_pass_its_start_up_check_on_this_machine() =>
+        Assert.That(CubicResampler.IsExact, Is.True, "the C# resize must give SkiaSharp's bytes here, or every image falls back to SkiaSharp");
 
     [TestCase(224)]
     [TestCase(128)]
     [TestCase(61)]
-    public void Should_give_the_pixels_of_mlnet_resize_on_real_images(int size)
+    public void Should_take_the_fast_path_and_give_the_bytes_of_skia(int size)
     {
         var viaSkia = new float[ImagePreprocessor.PixelCount(size)];
-        FeaturizationTestSupport.AssertPixelsEqualMlNet(Images().ToArray(), size, (path, bytes, actual) =>
+        var direct = new float[viaSkia.Length];
+        var fast = 0;
+        foreach (var path in Images())
         {
-            Assert.That(ImagePreprocessor.TryLoadPixels(bytes, size, viaSkia, MLTransfer.Data.ImageFileCheck.DefaultMaxPixels, allowFastResize: false), Is.Null);
-            Assert.That(actual, Is.EqualTo(viaSkia), $"{path} at {size} px: fast resize against SkiaSharp (fast resize in use: {CubicResampler.IsExact})");
-        });
+            using var decoded = ImagePreprocessor.Decode(File.ReadAllBytes(path), MLTransfer.Data.ImageFileCheck.DefaultMaxPixels, out var problem)
+                ?? throw new AssertionException($"{path}: {problem}");
+            using var source = decoded.ColorType is SKColorType.Bgra8888 or SKColorType.Rgba8888 ? decoded.Copy() : decoded.Copy(SKColorType.Bgra8888);
+            if (source.Width == size && source.Height == size)
+                continue;
+            var rectangle = ImagePreprocessor.CentreCropRectangle(source.Width, source.Height, size);
+            var eligible = source.AlphaType == SKAlphaType.Opaque && (long)source.Width * source.Height <= 4L * size * size
+                && rectangle.Left <= 0 && rectangle.Top <= 0 && rectangle.Right >= size && rectangle.Bottom >= size;
+            Assert.That(CubicResampler.TryResize(source, rectangle, size, direct), Is.EqualTo(eligible), $"{path} at {size} px: fast path taken");
+            if (!eligible)
+                continue;
+            fast++;
+            Assert.That(ImagePreprocessor.ResizeWithSkia(source, rectangle, size, viaSkia), Is.Null);
+            Assert.That(direct, Is.EqualTo(viaSkia), $"{path} at {size} px: C# resize against SkiaSharp");
+        }
+        Assert.That(fast, Is.GreaterThanOrEqualTo(12), "the photos and grey digits of the fixtures go through the fast path");
     }
+
+    [TestCase(224)]
+    [TestCase(61)]
+    public void Should_give_the_pixels_of_mlnet_resize_on_real_images(int size) =>
+        FeaturizationTestSupport.AssertPixelsEqualMlNet(Images().ToArray(), size);
 
     [Test]
     public void Should_compute_what_skia_draws_when_the_start_up_check_passes()
     {
-        using var source = SKBitmap.Decode(Path.Combine(TestData.SharedImages, "hotdog.jpg"));
+        using var source = SKBitmap.Decode(Path.Combine(TestData.MlNetImages, "hotdog.jpg"));
         var rectangle = ImagePreprocessor.CentreCropRectangle(source.Width, source.Height, 320);
         var viaSkia = new float[ImagePreprocessor.PixelCount(320)];
         var direct = new float[viaSkia.Length];
@@ -44,7 +63,7 @@ public class CubicResamplerTests
         Assert.That(ImagePreprocessor.ResizeWithSkia(source, rectangle, 320, viaSkia), Is.Null);
         Assert.That(CubicResampler.TryResize(source, rectangle, 320, direct), Is.True, "800×391 is under 4× a 320² canvas; it is shrunk 1.22×");
 
-        Assert.That(direct.SequenceEqual(viaSkia), Is.EqualTo(CubicResampler.IsExact));
+        Assert.That(direct, Is.EqualTo(viaSkia));
     }
 
     [Test]

@@ -75,7 +75,7 @@ internal static class FeaturizationTestSupport
         var text = Path.Combine(folder, "notes.jpg");
         File.WriteAllText(text, "not an image, just text with a .jpg name");
         var truncated = Path.Combine(folder, "truncated.jpg");
-        var jpeg = File.ReadAllBytes(Path.Combine(TestData.SharedImages, "hotdog.jpg"));
+        var jpeg = File.ReadAllBytes(Path.Combine(TestData.MlNetImages, "hotdog.jpg"));
         File.WriteAllBytes(truncated, jpeg[..(jpeg.Length * 2 / 3)]);
         return (empty, text, truncated);
     }

@@ -9,7 +9,7 @@ public class ImagePreprocessorTests
     private static IEnumerable<string> RealImages() =>
         TestData.SampleSubset(2, "0", "4", "8").Select(e => e.ImagePath)
             .Concat(new[] { "banana.jpg", "hotdog.jpg", "tomato.bmp", "tomato.jpg", "tomato_format32bppPArgb.jpg",
-                "tomato_indexedpixelformat.gif", "fillmode_test.png" }.Select(f => Path.Combine(TestData.SharedImages, f)));
+                "tomato_indexedpixelformat.gif", "fillmode_test.png" }.Select(f => Path.Combine(TestData.MlNetImages, f)));
 
     [TestCase(224)]
     [TestCase(96)]
@@ -29,7 +29,7 @@ public class ImagePreprocessorTests
         Assert.That(ImagePreprocessor.TryLoadPixels(text, 64, pixels), Does.Contain("not a supported image"));
         Assert.That(ImagePreprocessor.TryLoadPixels(truncated, 64, pixels), Does.Contain("truncated"));
         Assert.That(ImagePreprocessor.TryLoadPixels(Path.Combine(folder, "missing.jpg"), 64, pixels), Is.EqualTo("file not found"));
-        Assert.That(ImagePreprocessor.TryLoadPixels(Path.Combine(TestData.SharedImages, "banana.jpg"), 64, pixels, maxPixels: 100),
+        Assert.That(ImagePreprocessor.TryLoadPixels(Path.Combine(TestData.MlNetImages, "banana.jpg"), 64, pixels, maxPixels: 100),
             Does.Contain("over the limit"));
     }
 }

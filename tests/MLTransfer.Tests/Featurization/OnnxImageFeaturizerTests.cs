@@ -13,7 +13,7 @@ public class OnnxImageFeaturizerTests
     public void Should_preserve_order_with_several_decode_and_inference_threads(int decodeThreads, int inferenceThreads)
     {
         var distinct = TestData.SampleSubset(2, "0", "3", "5", "8").Select(e => e.ImagePath)
-            .Concat(new[] { "banana.jpg", "hotdog.jpg", "tomato.bmp", "tomato_indexedpixelformat.gif" }.Select(f => Path.Combine(TestData.SharedImages, f)))
+            .Concat(new[] { "banana.jpg", "hotdog.jpg", "tomato.bmp", "tomato_indexedpixelformat.gif" }.Select(f => Path.Combine(TestData.MlNetImages, f)))
             .ToList();
         using var reference = Engine(cacheDirectory: null, decodeThreads: 1, batchSize: 1);
         var expected = distinct.ToDictionary(p => p, p => reference.Featurize([p]).Features[0]!);

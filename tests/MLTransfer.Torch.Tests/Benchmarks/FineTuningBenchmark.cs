@@ -1,3 +1,4 @@
+using MLTransfer.Tests.TestSupport;
 using System.Diagnostics;
 using System.Globalization;
 using MLTransfer.Data;
@@ -29,7 +30,7 @@ public class FineTuningBenchmark
     [Test]
     public void Fine_tune_and_score_the_held_out_split()
     {
-        string folder = Env("DATA", Path.Combine(TestData.SharedData, "sign-language-digits"));
+        string folder = Env("DATA", Path.Combine(TestData.RepoRoot, "..", "shared", "data", "sign-language-digits"));
         string log = Env("LOG", Path.Combine(Path.GetTempPath(), "mltransfer-finetune-benchmark.log"));
         var dataset = ImageFolder.Load(folder, new ImageFolderOptions { DecodeCheck = false });
         var testFolder = Environment.GetEnvironmentVariable("MLTRANSFER_BENCH_TEST");

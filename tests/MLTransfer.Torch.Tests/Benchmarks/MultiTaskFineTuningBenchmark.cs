@@ -1,3 +1,4 @@
+using MLTransfer.Tests.TestSupport;
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.ML;
@@ -32,7 +33,7 @@ public class MultiTaskFineTuningBenchmark
     [Test]
     public void Fine_tuned_multi_task_vs_single_task_on_the_held_out_split()
     {
-        var manifestPath = Env("MANIFEST", Path.Combine(TestData.SharedData, "utkface-multitask-subset", "labels.csv"));
+        var manifestPath = Env("MANIFEST", Path.Combine(TestData.RepoRoot, "..", "shared", "data", "utkface-multitask-subset", "labels.csv"));
         var tasksSpec = Env("TASKS", "gender,race,age_group,age:regression").Split(',');
         var names = tasksSpec.Select(t => t.Split(':')[0]).ToArray();
         var kinds = tasksSpec.Where(t => t.Contains(':')).ToDictionary(t => t.Split(':')[0], t => t.EndsWith("regression", StringComparison.Ordinal) ? TaskKind.Regression : TaskKind.Classification);

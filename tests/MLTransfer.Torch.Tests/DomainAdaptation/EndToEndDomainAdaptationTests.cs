@@ -1,3 +1,4 @@
+using MLTransfer.Tests.TestSupport;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using MLTransfer.Backbones;
@@ -46,15 +47,15 @@ public class EndToEndDomainAdaptationTests
     [TestCase("deep-coral", DomainBatchNorm.Frozen)]
     public void The_reloaded_zip_agrees_with_the_TorchSharp_model_and_only_the_top_block_changed(string method, DomainBatchNorm batchNorm)
     {
-        var graphs = TestData.TempDirectory();
-        var source = Domains.Labelled("mnist", "train", 6, Classes);
+        var graphs = TestData.TempFolder();
+        var source = Domains.SourceImages(6, 0, Classes);
         var options = Options(method, batchNorm, graphs);
-        options.TargetImages = Domains.Labelled("usps", "train", 6, Classes).Select(e => e.ImagePath).ToList();
-        var probes = Domains.Labelled("usps", "test", 3, Classes).Select(e => new ImageExample { ImagePath = e.ImagePath }).ToList();
+        options.TargetImages = Domains.TargetImages(6, 10, Classes).Select(e => e.ImagePath).ToList();
+        var probes = Domains.TargetImages(3, 15, Classes).Select(e => new ImageExample { ImagePath = e.ImagePath }).ToList();
         var ml = new MLContext(seed: 1);
 
         var result = Estimator(ml, options).FitDetailed(ml.Data.LoadFromEnumerable(source));
-        var path = Path.Combine(TestData.TempDirectory(), "model.zip");
+        var path = Path.Combine(TestData.TempFolder(), "model.zip");
         ml.Model.Save(result.Model, ml.Data.LoadFromEnumerable(probes).Schema, path);
 
         var fresh = new MLContext();
@@ -91,9 +92,9 @@ public class EndToEndDomainAdaptationTests
     {
         // The same target images, in the same order, under their true class folders and renamed into one folder with
         // nothing in a path that carries a label, must give the same model.
-        var images = Domains.Labelled("usps", "train", 5, Classes);
-        var labelledFolder = TestData.TempDirectory();
-        var unlabelledFolder = TestData.TempDirectory();
+        var images = Domains.TargetImages(5, 10, Classes);
+        var labelledFolder = TestData.TempFolder();
+        var unlabelledFolder = TestData.TempFolder();
         Directory.CreateDirectory(Path.Combine(unlabelledFolder, "unsorted"));
         for (var i = 0; i < images.Count; i++)
         {
@@ -101,13 +102,13 @@ public class EndToEndDomainAdaptationTests
             File.Copy(images[i].ImagePath, Path.Combine(labelledFolder, images[i].Label, Path.GetFileName(images[i].ImagePath)));
             File.Copy(images[i].ImagePath, Path.Combine(unlabelledFolder, "unsorted", $"x{i:D4}.png"));
         }
-        var source = Domains.Labelled("mnist", "train", 5, Classes);
-        var probes = Domains.Labelled("usps", "test", 2, Classes).Select(e => new ImageExample { ImagePath = e.ImagePath }).ToList();
+        var source = Domains.SourceImages(5, 0, Classes);
+        var probes = Domains.TargetImages(2, 15, Classes).Select(e => new ImageExample { ImagePath = e.ImagePath }).ToList();
         var outputs = new List<float[][]>();
         foreach (var folder in new[] { labelledFolder, unlabelledFolder })
         {
             var ml = new MLContext(seed: 1);
-            var options = Options(method, DomainBatchNorm.PerDomain, TestData.TempDirectory());
+            var options = Options(method, DomainBatchNorm.PerDomain, TestData.TempFolder());
             options.TargetFolder = folder;
             var model = Estimator(ml, options).Fit(ml.Data.LoadFromEnumerable(source));
             outputs.Add(model.Transform(ml.Data.LoadFromEnumerable(probes)).GetColumn<VBuffer<float>>("Score").Select(v => v.DenseValues().ToArray()).ToArray());
@@ -122,7 +123,7 @@ public class EndToEndDomainAdaptationTests
     [TestCase("deep-coral", 0, 1.0)]
     public void Benchmark_methods_train_the_named_blocks_and_compare_with_the_same_network_without_adaptation(string name, int blocks, double weight)
     {
-        var setup = new BenchmarkSetup(Domains.Root, Backbone.ResNet18(), null!, new FeaturizerOptions { ImageSize = ImageSize }, Seed: 5);
+        var setup = new BenchmarkSetup(Domains.Target, Backbone.ResNet18(), null!, new FeaturizerOptions { ImageSize = ImageSize }, Seed: 5);
         var method = TorchDomainAdaptationCatalog.BenchmarkMethods.Single(m => m.Name == name);
         var peer = TorchDomainAdaptationCatalog.BenchmarkMethods.Single(m => m.Name == method.Baseline);
 
@@ -135,6 +136,6 @@ public class EndToEndDomainAdaptationTests
         Assert.That(peerOptions.AdaptationWeight, Is.Zero);
         Assert.That((peerOptions.TrainedBackboneBlocks, peerOptions.Epochs, peerOptions.BatchSize, peerOptions.LearningRate, peerOptions.BatchNorm),
             Is.EqualTo((options.TrainedBackboneBlocks, options.Epochs, options.BatchSize, options.LearningRate, options.BatchNorm)), "same network and budget");
-        Assert.That((options.Seed, options.TargetFolder), Is.EqualTo((5, Domains.Root)));
+        Assert.That((options.Seed, options.TargetFolder), Is.EqualTo((5, Domains.Target)));
     }
 }

@@ -1,3 +1,4 @@
+using MLTransfer.Tests.TestSupport;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using MLTransfer.Data;
@@ -12,8 +13,6 @@ namespace MLTransfer.Torch.Tests.DomainAdaptation;
 public class GradientDomainAdaptationTests
 {
     private static readonly string[] Classes = ["0", "1", "2"];
-
-    private static List<ImageExample> Labelled(string domain, string split, int perClass) => Domains.Labelled(domain, split, perClass, Classes);
 
     [Test]
     public void Gradient_reversal_is_the_identity_forward_and_negates_the_gradient_backward()
@@ -50,9 +49,9 @@ public class GradientDomainAdaptationTests
     [TestCase("mmd")]
     public void Gradient_methods_on_frozen_features_fit_export_and_reload_with_MLNet_only_deterministically(string method)
     {
-        var source = Labelled("mnist", "train", 6);
-        var target = Labelled("usps", "train", 6).Select(e => e.ImagePath).ToList();
-        var probes = Labelled("usps", "test", 2).Select(e => new ImageExample { ImagePath = e.ImagePath }).ToList();
+        var source = Domains.SourceImages(6, 0, Classes);
+        var target = Domains.TargetImages(6, 10, Classes).Select(e => e.ImagePath).ToList();
+        var probes = Domains.TargetImages(2, 15, Classes).Select(e => new ImageExample { ImagePath = e.ImagePath }).ToList();
         var scores = new List<float[][]>();
         for (var run = 0; run < 2; run++)
         {
@@ -64,7 +63,7 @@ public class GradientDomainAdaptationTests
             var result = estimator.FitDetailed(ml.Data.LoadFromEnumerable(source));
             Assert.That(result.Method, Is.EqualTo(method));
             Assert.That(result.Model.Report.History, Has.Count.EqualTo(5));
-            var path = Path.Combine(TestData.TempDirectory(), "model.zip");
+            var path = Path.Combine(TestData.TempFolder(), "model.zip");
             var probe = ml.Data.LoadFromEnumerable(probes);
             ml.Model.Save(result.Model, probe.Schema, path);
             var fresh = new MLContext();

@@ -1,3 +1,4 @@
+using MLTransfer.Tests.TestSupport;
 using MLTransfer.Backbones;
 using MLTransfer.Torch.FineTuning;
 using NUnit.Framework;

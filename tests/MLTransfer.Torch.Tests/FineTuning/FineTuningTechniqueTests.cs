@@ -1,3 +1,4 @@
+using MLTransfer.Tests.TestSupport;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using MLTransfer.Data;
@@ -17,7 +18,7 @@ public class FineTuningTechniqueTests
     [Test]
     public void Should_predict_the_same_with_the_reloaded_zip_as_with_torchsharp()
     {
-        string dir = TestData.TempDirectory();
+        string dir = TestData.TempFolder();
         try
         {
             var train = Images(classes: 3, perClass: 3);
@@ -64,7 +65,7 @@ public class FineTuningTechniqueTests
     [Test]
     public void Should_fit_through_the_transfer_catalog_and_report_history_and_validation()
     {
-        string dir = TestData.TempDirectory();
+        string dir = TestData.TempFolder();
         try
         {
             var ml = new MLContext(seed: 0);

@@ -1,3 +1,4 @@
+using MLTransfer.Tests.TestSupport;
 using MLTransfer.Backbones;
 using MLTransfer.Data;
 using Google.Protobuf;
@@ -80,7 +81,7 @@ public class FineTuningTrainerTests
     public void Should_resume_a_killed_run_from_its_checkpoint_and_end_like_an_uninterrupted_one()
     {
         var images = Images(classes: 2, perClass: 3);
-        string dir = TestData.TempDirectory();
+        string dir = TestData.TempFolder();
         try
         {
             var uninterruptedOptions = Tiny(o => o.ValidationFraction = 0);

@@ -1,3 +1,4 @@
+using MLTransfer.Tests.TestSupport;
 using System.Globalization;
 using Google.Protobuf;
 using Microsoft.ML;
@@ -46,7 +47,7 @@ public class MultiTaskFineTuningTests
     [Test]
     public void Should_fine_tune_with_per_task_metrics_and_export_one_zip_with_per_task_columns_that_reloads_with_mlnet_only()
     {
-        var dir = TestData.TempDirectory();
+        var dir = TestData.TempFolder();
         try
         {
             var manifest = Manifest(dir, classes: 4, perClass: 4);
@@ -96,7 +97,7 @@ public class MultiTaskFineTuningTests
     [Test]
     public void Standalone_onnx_export_should_have_one_output_per_task_equal_to_the_mlnet_chain()
     {
-        var dir = TestData.TempDirectory();
+        var dir = TestData.TempFolder();
         try
         {
             var manifest = Manifest(dir, classes: 3, perClass: 3);

@@ -1,3 +1,4 @@
+using MLTransfer.Tests.TestSupport;
 using Google.Protobuf;
 using MLTransfer.Torch.Onnx;
 using NUnit.Framework;

@@ -1,3 +1,4 @@
+using MLTransfer.Tests.TestSupport;
 using MLTransfer.Backbones;
 using MLTransfer.Data;
 using MLTransfer.Torch.FineTuning;

@@ -17,13 +17,13 @@ public class DomainAdaptationRunnerTests
         var output = Path.Combine(TestData.TempFolder(), "da.zip");
         var settings = new TrainSettings
         {
-            Folder = Domains.TargetFolder(Domains.Labelled("mnist", "train", 8, classes), scramble: false),
+            Folder = Domains.TargetFolder(Domains.SourceImages(8, 0, classes), scramble: false),
             Technique = "domain-adaptation",
             Method = method,
             TrainedBackboneBlocks = trainedBlocks,
             Epochs = trainedBlocks is null ? null : 1,
-            Target = Domains.TargetFolder(Domains.Labelled("usps", "train", 8, classes), scramble: true),
-            TargetTest = Domains.TargetFolder(Domains.Labelled("usps", "test", 4, classes), scramble: false),
+            Target = Domains.TargetFolder(Domains.TargetImages(8, 10, classes), scramble: true),
+            TargetTest = Domains.TargetFolder(Domains.TargetImages(4, 15, classes), scramble: false),
             ImageSize = 32,
             ValidationFraction = 0.25,
             Output = output,

@@ -20,16 +20,16 @@ public class DomainAdaptationTests
         return options;
     }
 
-    private static IReadOnlyList<string> Probes() => Domains.Labelled("usps", "test", 1, Classes).Select(e => e.ImagePath).ToList();
+    private static IReadOnlyList<string> Probes() => Domains.TargetImages(1, 15, Classes).Select(e => e.ImagePath).ToList();
 
     [TestCase(CoralDirection.TargetToSource)]
     [TestCase(CoralDirection.SourceToTarget)]
     public void Coral_fits_saves_and_reloads_with_MLNet_only(CoralDirection direction)
     {
         var ml = new MLContext(seed: 1);
-        var target = Domains.TargetFolder(Domains.Labelled("usps", "train", 6, Classes), scramble: true);
+        var target = Domains.TargetFolder(Domains.TargetImages(6, 10, Classes), scramble: true);
         var estimator = ml.Transfer().DomainAdaptation(Options(new CoralOptions { Direction = direction }, target));
-        var model = EstimatorChecks.Run(ml, estimator, Domains.Labelled("mnist", "train", 6, Classes), Probes());
+        var model = EstimatorChecks.Run(ml, estimator, Domains.SourceImages(6, 0, Classes), Probes());
         Assert.That(((MLTransfer.Techniques.TransferModel)model).Report.Technique, Is.EqualTo("domain-adaptation/coral"));
     }
 
@@ -40,11 +40,11 @@ public class DomainAdaptationTests
         // The saved model's scores equal the head applied to the target features as the method maps them (CORAL's
         // Gemm, AdaBN's target statistics) and differ from the head on raw backbone features: the adaptation is in the graph.
         var ml = new MLContext(seed: 1);
-        var target = Domains.TargetFolder(Domains.Labelled("usps", "train", 6, Classes), scramble: false);
+        var target = Domains.TargetFolder(Domains.TargetImages(6, 10, Classes), scramble: false);
         DomainAdaptationEstimator estimator = method == DomainAdaptationMethod.Coral
             ? ml.Transfer().DomainAdaptation(Options(new CoralOptions { Direction = CoralDirection.TargetToSource }, target))
             : ml.Transfer().DomainAdaptation(Options(new AdaBNOptions { MaxTargetImages = 24 }, target));
-        var result = estimator.FitDetailed(ml.Data.LoadFromEnumerable(Domains.Labelled("mnist", "train", 6, Classes)));
+        var result = estimator.FitDetailed(ml.Data.LoadFromEnumerable(Domains.SourceImages(6, 0, Classes)));
         var probes = Probes().Select(p => new MLTransfer.Data.ImageExample { ImagePath = p }).ToList();
         var exported = ModelEvaluator.Predict(ml, result.Model, Probes());
         using var featurizer = new OnnxImageFeaturizer(MLTransfer.Backbones.Backbone.ResNet18(), new FeaturizerOptions { ImageSize = 32 });
@@ -62,17 +62,17 @@ public class DomainAdaptationTests
     public void AdaBN_fits_saves_and_reloads_with_MLNet_only()
     {
         var ml = new MLContext(seed: 1);
-        var target = Domains.TargetFolder(Domains.Labelled("usps", "train", 5, Classes), scramble: true);
+        var target = Domains.TargetFolder(Domains.TargetImages(5, 10, Classes), scramble: true);
         var estimator = ml.Transfer().DomainAdaptation(Options(new AdaBNOptions { MaxTargetImages = 16 }, target));
-        EstimatorChecks.Run(ml, estimator, Domains.Labelled("mnist", "train", 5, Classes), Probes());
+        EstimatorChecks.Run(ml, estimator, Domains.SourceImages(5, 0, Classes), Probes());
     }
 
     [Test]
     public void Source_only_fits_saves_and_reloads_with_MLNet_only()
     {
         var ml = new MLContext(seed: 1);
-        var target = Domains.TargetFolder(Domains.Labelled("usps", "train", 3, Classes), scramble: true);
-        EstimatorChecks.Run(ml, ml.Transfer().DomainAdaptation(Options(new SourceOnlyOptions(), target)), Domains.Labelled("mnist", "train", 5, Classes), Probes());
+        var target = Domains.TargetFolder(Domains.TargetImages(3, 10, Classes), scramble: true);
+        EstimatorChecks.Run(ml, ml.Transfer().DomainAdaptation(Options(new SourceOnlyOptions(), target)), Domains.SourceImages(5, 0, Classes), Probes());
     }
 
     [TestCase(DomainAdaptationMethod.Coral)]
@@ -81,8 +81,8 @@ public class DomainAdaptationTests
     {
         // The same target images under their true class folders and under meaningless folders and file names must give
         // the same model: nothing about the target's labels reaches training.
-        var images = Domains.Labelled("usps", "train", 5, Classes);
-        var source = Domains.Labelled("mnist", "train", 5, Classes);
+        var images = Domains.TargetImages(5, 10, Classes);
+        var source = Domains.SourceImages(5, 0, Classes);
         var outputs = new List<float[][]>();
         foreach (var scramble in new[] { false, true })
         {
@@ -104,19 +104,21 @@ public class DomainAdaptationTests
         var ml = new MLContext(seed: 1);
         var empty = TestData.TempFolder();
         var estimator = ml.Transfer().DomainAdaptation(Options(new CoralOptions(), empty));
-        Assert.That(() => estimator.Fit(ml.Data.LoadFromEnumerable(Domains.Labelled("mnist", "train", 3, Classes))),
+        Assert.That(() => estimator.Fit(ml.Data.LoadFromEnumerable(Domains.SourceImages(3, 0, Classes))),
             Throws.ArgumentException.With.Message.Contains("target images"));
         Assert.That(() => ml.Transfer().DomainAdaptation(Options(new CoralOptions(), Path.Combine(empty, "nope"))).Fit(
-            ml.Data.LoadFromEnumerable(Domains.Labelled("mnist", "train", 3, Classes))), Throws.InstanceOf<DirectoryNotFoundException>());
+            ml.Data.LoadFromEnumerable(Domains.SourceImages(3, 0, Classes))), Throws.InstanceOf<DirectoryNotFoundException>());
     }
 
     [Test]
-    public void Coral_is_not_worse_than_source_only_on_a_small_real_mnist_to_usps_run()
+    public void Coral_beats_source_only_on_the_shifted_sample()
     {
+        // Source: 100 colour photos. Target: 100 other photos as grey, slightly blurred 64×64 images, given
+        // unlabelled for adaptation and scored with their labels afterwards (the transductive protocol of the DA papers).
         string[] classes = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
-        var source = Domains.Labelled("mnist", "train", 30, classes);
-        var target = Domains.TargetFolder(Domains.Labelled("usps", "train", 30, classes), scramble: true);
-        var test = Domains.Labelled("usps", "test", 15, classes);
+        var source = Domains.SourceImages(10, 0, classes);
+        var targetImages = Domains.TargetImages(10, 10, classes);
+        var target = Domains.TargetFolder(targetImages, scramble: true);
         var accuracy = new Dictionary<string, double>();
         foreach (var estimator in new Func<MLContext, DomainAdaptationEstimator>[]
                  {
@@ -126,10 +128,10 @@ public class DomainAdaptationTests
         {
             var ml = new MLContext(seed: 1);
             var e = estimator(ml);
-            accuracy[e.Method] = ModelEvaluator.Evaluate(ml, e.Fit(ml.Data.LoadFromEnumerable(source)), test).MicroAccuracy;
+            accuracy[e.Method] = ModelEvaluator.Evaluate(ml, e.Fit(ml.Data.LoadFromEnumerable(source)), targetImages).MicroAccuracy;
         }
-        TestContext.Out.WriteLine($"usps test accuracy: source-only {accuracy["source-only"]:F3}, coral {accuracy["coral"]:F3} (150 images)");
-        Assert.That(accuracy["source-only"], Is.GreaterThan(0.2), "chance is 0.1");
-        Assert.That(accuracy["coral"], Is.GreaterThanOrEqualTo(accuracy["source-only"] - 0.05), "CORAL must not be worse than source-only beyond noise");
+        TestContext.Out.WriteLine($"shifted-sample accuracy: source-only {accuracy["source-only"]:F3}, coral {accuracy["coral"]:F3} (100 images)");
+        Assert.That(accuracy["source-only"], Is.GreaterThan(0.15), "chance is 0.1");
+        Assert.That(accuracy["coral"], Is.GreaterThan(accuracy["source-only"] + 0.1), "CORAL must beat source-only by more than noise (measured: 0.27 against 0.48)");
     }
 }
