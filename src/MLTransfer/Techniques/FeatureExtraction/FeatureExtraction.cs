@@ -140,11 +140,12 @@ public sealed class FeatureExtractionEstimator : IEstimator<TransferModel>
                 validation?.LabelIndices(classes) ?? [], _options.ImageClassification, _options.Seed, history);
             return linear.ToMLNet(_mlContext, ImagePipeline.FeaturesColumn);
         }
+        if (_options.Trainer is null && _options.Head == HeadKind.LbfgsMaximumEntropy)
+            return LbfgsHeadTrainer.Train(_mlContext, classes, train.Features, train.Examples.Select(e => e.Label).ToArray())
+                .ToMLNet(_mlContext, ImagePipeline.FeaturesColumn);
         var data = FeatureRows.ToDataView(_mlContext, train.Features, train.Examples.Select(e => e.Label).ToArray(), classes);
         var trainer = _options.Trainer ?? _options.Head switch
         {
-            HeadKind.LbfgsMaximumEntropy => _mlContext.MulticlassClassification.Trainers.LbfgsMaximumEntropy(
-                TransferData.LabelColumn, ImagePipeline.FeaturesColumn),
             HeadKind.SdcaMaximumEntropy => _mlContext.Transforms.NormalizeMinMax(ImagePipeline.FeaturesColumn)
                 .Append(_mlContext.MulticlassClassification.Trainers.SdcaMaximumEntropy(TransferData.LabelColumn, ImagePipeline.FeaturesColumn)),
             HeadKind.LightGbm => _mlContext.MulticlassClassification.Trainers.LightGbm(
