@@ -2,6 +2,7 @@ using System.Text.RegularExpressions;
 using MLTransfer.Cli.Commands;
 using MLTransfer.Cli.Commands.Bench;
 using MLTransfer.Featurization;
+using MLTransfer.IO;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -15,6 +16,9 @@ namespace MLTransfer.Cli;
 /// (an unknown verb, option or name, a missing argument, a value of the wrong type or out of range), reported before any
 /// work starts. <c>bench multi-task</c> alone also returns 3 when the benchmark ran but missed one of its targets.
 /// Every error is one line on standard error starting with <c>error:</c> (<c>--verbose</c> adds the stack trace).
+/// Temporary files: every run points <c>TMPDIR</c> (<c>TMP</c> on Windows) at its own scratch folder
+/// (<see cref="ScratchFolder"/>) and deletes it at the end, on success and on error; a killed run's folder is deleted by the
+/// next run. Long-lived caches live in <see cref="CacheLocation"/>.
 /// </remarks>
 public static partial class CliApp
 {
@@ -27,6 +31,9 @@ public static partial class CliApp
     /// <summary>Exit code of a usage error.</summary>
     public const int UsageError = 2;
 
+    /// <summary>Console width when output goes to a file or pipe, so that every message stays on one line.</summary>
+    public const int RedirectedWidth = 400;
+
     /// <summary>Runs the tool; returns the process exit code (see the remarks).</summary>
     /// <param name="args">Command-line arguments.</param>
     public static int Run(string[] args)
@@ -34,10 +41,13 @@ public static partial class CliApp
         ArgumentNullException.ThrowIfNull(args);
         OnnxRuntimeEnvironment.Configure(line => Console.Error.WriteLine(line));
         args = PositionalAfterDoubleDash(args);
+        if (Console.IsOutputRedirected)
+            AnsiConsole.Profile.Width = RedirectedWidth;
         var app = new CommandApp();
         app.Configure(config =>
         {
             config.SetApplicationName("mltransfer");
+            config.UseStrictParsing();
             config.PropagateExceptions();
             config.AddCommand<TrainCommand>("train")
                 .WithDescription("Train a model on a folder of images (one sub-folder per class) and save it as an ML.NET .zip.")
@@ -61,6 +71,10 @@ public static partial class CliApp
                     .WithDescription("One multi-task model vs one single-task model per task: per-task accuracy/MAE and backbone passes.");
             });
         });
+        using var scratch = ScratchFolder.Create();
+        var temporaryVariable = OperatingSystem.IsWindows() ? "TMP" : "TMPDIR";
+        var temporary = Environment.GetEnvironmentVariable(temporaryVariable);
+        Environment.SetEnvironmentVariable(temporaryVariable, scratch.Path);
         try
         {
             return app.Run(args);
@@ -86,6 +100,10 @@ public static partial class CliApp
             if (args.Contains("--verbose"))
                 Console.Error.WriteLine(e.ToString());
             return DataError;
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(temporaryVariable, temporary);
         }
     }
 

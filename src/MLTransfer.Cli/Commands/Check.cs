@@ -18,7 +18,7 @@ public static class Check
     /// <param name="value">Its value.</param>
     /// <param name="names">The accepted names.</param>
     public static string? OneOf(string option, string value, IReadOnlyList<string> names) =>
-        names.Contains(value, StringComparer.OrdinalIgnoreCase) ? null : $"Unknown {option} '{value}': use {string.Join(", ", names)}.";
+        names.Contains(value, StringComparer.OrdinalIgnoreCase) ? null : $"Unknown {option.TrimStart('-').Replace('-', ' ')} '{value}' ({option}): use {string.Join(", ", names)}.";
 
     /// <summary>An integer of at least <paramref name="minimum"/>, when given.</summary>
     /// <param name="option">The option.</param>

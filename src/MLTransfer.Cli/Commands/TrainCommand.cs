@@ -62,11 +62,10 @@ public sealed class TrainCommand : Command<TrainSettings>
         Protect("target folder", settings.Target);
         Protect("target test folder", settings.TargetTest);
         var output = ModelFile.CheckDestination(settings.Output, settings.Force, inputs, "add --force");
-        var stem = Path.ChangeExtension(output, null);
         if (!settings.NoPlots)
             foreach (var plot in new[] { ".confusion.png", ".history.png", ".domains.png" })
-                Plots.CheckDestination(stem + plot, settings.Force);
-        OutputFile.Check(stem + ".onnx", new OutputFileRules
+                Plots.CheckDestination(OutputFile.Companion(output, plot), settings.Force);
+        OutputFile.Check(OutputFile.Companion(output, ".onnx"), new OutputFileRules
         {
             Kind = "ONNX model",
             IsReplaceable = OutputFile.IsOnnx,

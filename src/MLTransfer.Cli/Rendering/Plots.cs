@@ -8,7 +8,7 @@ using Spectre.Console;
 namespace MLTransfer.Cli.Rendering;
 
 /// <summary>How the class names under a confusion matrix are drawn: the texts, the font that has their glyphs, the rotation.</summary>
-/// <param name="Texts">The label texts (class names, shortened; <c>#i</c> where no installed font can draw a name).</param>
+/// <param name="Texts">The label texts (class names, long ones shortened around an ellipsis; <c>#i</c> where no installed font can draw a name).</param>
 /// <param name="FontName">The font family whose glyphs cover every text.</param>
 /// <param name="Rotation">Rotation in degrees (0, or 45 when the names would not fit side by side).</param>
 /// <param name="Warning">Set when some names could not be drawn and were replaced by their number.</param>
@@ -30,11 +30,10 @@ public static class Plots
     {
         ArgumentNullException.ThrowIfNull(report);
         var written = new List<string>();
-        var stem = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(modelPath))!, Path.GetFileNameWithoutExtension(modelPath));
         if (report.Validation is { } validation)
-            written.Add(ConfusionMatrix(validation, stem + ".confusion.png", console));
+            written.Add(ConfusionMatrix(validation, OutputFile.Companion(modelPath, ".confusion.png"), console));
         if (report.History.Count > 0)
-            written.Add(History(report.History, stem + ".history.png"));
+            written.Add(History(report.History, OutputFile.Companion(modelPath, ".history.png")));
         return written;
     }
 
@@ -98,7 +97,8 @@ public static class Plots
     /// <summary>
     /// Chooses how to draw class names under a plot <paramref name="available"/> pixels wide: a font that has every glyph
     /// (the default font, else an installed font that covers the names, e.g. a CJK one), names over
-    /// <see cref="MaxLabelLength"/> characters shortened, and a 45° rotation when the names would overlap side by side.
+    /// <see cref="MaxLabelLength"/> characters shortened (<see cref="Shorten"/>), and a 45° rotation when the names would
+    /// overlap side by side.
     /// A name no installed font can draw is replaced by <c>#index</c>, with a warning.
     /// </summary>
     /// <param name="classes">The class names.</param>
@@ -106,7 +106,7 @@ public static class Plots
     public static ClassLabels Labels(IReadOnlyList<string> classes, float available)
     {
         ArgumentNullException.ThrowIfNull(classes);
-        var texts = classes.Select(c => c.Length <= MaxLabelLength ? c : c[..(MaxLabelLength - 1)] + "…").ToList();
+        var texts = classes.Select(Shorten).ToList();
         var fontName = Fonts.Default;
         if (!Covers(fontName, texts))
         {
@@ -127,6 +127,17 @@ public static class Plots
         var labels = new ClassLabels(texts, fontName, 0, warning);
         var spacing = available / Math.Max(1, texts.Count);
         return LongestWidth(labels) + 4 > spacing ? labels with { Rotation = 45 } : labels;
+    }
+
+    /// <summary>A name of at most <see cref="MaxLabelLength"/> characters: longer ones keep their start and end around an ellipsis.</summary>
+    /// <param name="name">A class name.</param>
+    public static string Shorten(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (name.Length <= MaxLabelLength)
+            return name;
+        var head = (MaxLabelLength - 1) / 2;
+        return name[..head] + "…" + name[^(MaxLabelLength - 1 - head)..];
     }
 
     /// <summary>Width in pixels of the widest label text in its font.</summary>

@@ -303,7 +303,13 @@ public static class FeaturizerGraph
         return tensor;
     }
 
-    internal static NodeProto Node(string op, string name, string[] inputs, string[] outputs, params AttributeProto[] attributes)
+    /// <summary>Makes a graph node.</summary>
+    /// <param name="op">Operator type.</param>
+    /// <param name="name">Node name.</param>
+    /// <param name="inputs">Input tensor names.</param>
+    /// <param name="outputs">Output tensor names.</param>
+    /// <param name="attributes">Attributes.</param>
+    public static NodeProto Node(string op, string name, string[] inputs, string[] outputs, params AttributeProto[] attributes)
     {
         var node = new NodeProto { OpType = op, Name = name };
         node.Input.AddRange(inputs);
@@ -312,7 +318,11 @@ public static class FeaturizerGraph
         return node;
     }
 
-    internal static ValueInfoProto ValueInfo(string name, string batchDim, params long[] dims)
+    /// <summary>Describes a float tensor [batch, dims...] whose first dimension is symbolic.</summary>
+    /// <param name="name">Tensor name.</param>
+    /// <param name="batchDim">Name of the symbolic batch dimension.</param>
+    /// <param name="dims">The other dimensions.</param>
+    public static ValueInfoProto ValueInfo(string name, string batchDim, params long[] dims)
     {
         var shape = new TensorShapeProto();
         shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimParam = batchDim });

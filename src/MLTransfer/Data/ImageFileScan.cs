@@ -71,41 +71,45 @@ public sealed class ImageFileScan
         {
             entries = new DirectoryInfo(folder).EnumerateFileSystemInfos().OrderBy(e => e.Name, StringComparer.Ordinal).ToList();
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
         {
-            _unreadable.Add(new RejectedImage(folder, e is PathTooLongException || (e.HResult & 0xFFFF) == 36
+            _unreadable.Add(new RejectedImage(folder, e is PathTooLongException or ArgumentException || (e.HResult & 0xFFFF) == 36 || Encoding(folder) > IO.OutputFile.MaxPathBytes
                 ? $"folder path is longer than the system allows ({Encoding(folder)} bytes); its images cannot be opened"
                 : $"folder cannot be read: {e.Message}"));
             return;
         }
         foreach (var entry in entries)
         {
+            var path = Path.Combine(folder, entry.Name);
             if (entry is DirectoryInfo directory)
             {
-                var relative = Path.GetRelativePath(Root, directory.FullName);
+                var relative = Relative(path);
                 if (directory.Name.StartsWith('.'))
                 {
                     _hidden.Add(relative);
                     continue;
                 }
                 var isLink = directory.LinkTarget is not null;
-                var realChild = isLink ? RealPath(directory.FullName) : Path.Combine(realFolder, directory.Name);
+                var realChild = isLink ? RealPath(path) : Path.Combine(realFolder, directory.Name);
                 if ((isLink && !followLinks) || !visited.Add(realChild))
                 {
                     _links.Add(relative);
                     continue;
                 }
                 _subFolders.Add(relative);
-                Walk(directory.FullName, realChild, followLinks, seen, visited);
+                Walk(path, realChild, followLinks, seen, visited);
             }
             else if (!ImageFileCheck.HasImageExtension(entry.Name))
                 IgnoredFiles++;
-            else if (!seen.Add(entry.LinkTarget is null ? Path.Combine(realFolder, entry.Name) : RealPath(entry.FullName)))
-                _duplicates.Add(entry.FullName);
+            else if (!seen.Add(entry.LinkTarget is null ? Path.Combine(realFolder, entry.Name) : RealPath(path)))
+                _duplicates.Add(path);
             else
-                _images.Add(entry.FullName);
+                _images.Add(path);
         }
     }
+
+    private string Relative(string path) =>
+        path.StartsWith(Root + Path.DirectorySeparatorChar, StringComparison.Ordinal) ? path[(Root.Length + 1)..] : path;
 
     private static int Encoding(string path) => System.Text.Encoding.UTF8.GetByteCount(path);
 

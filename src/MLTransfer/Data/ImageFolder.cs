@@ -120,7 +120,7 @@ public sealed class ImageFolder
         static string Some(IReadOnlyList<string> items) =>
             string.Join(", ", items.Take(3).Select(i => $"'{i}'")) + (items.Count > 3 ? $" and {items.Count - 3} more" : "");
         if (scan.SubFolders.Count > 0)
-            warnings.Add($"class '{label}': the images of {scan.SubFolders.Count} sub-folder(s) ({Some(scan.SubFolders)}) are read as class '{label}'.");
+            warnings.Add($"class '{label}': the images of {scan.SubFolders.Count} sub-folder(s) ({Some(scan.SubFolders.Where(f => !f.Contains(Path.DirectorySeparatorChar)).ToList())}) are read as class '{label}'.");
         if (scan.HiddenFolders.Count > 0)
             warnings.Add($"class '{label}': {scan.HiddenFolders.Count} hidden folder(s) ({Some(scan.HiddenFolders)}) were skipped.");
         if (scan.SkippedLinks.Count > 0)

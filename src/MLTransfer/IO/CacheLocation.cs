@@ -62,7 +62,7 @@ public static class CacheLocation
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            var reason = e is UnauthorizedAccessException ? "permission denied" : e.Message.TrimEnd('.');
+            var reason = OutputFile.Reason(e);
             throw new IOException($"Cache folder '{full}' cannot be used: {reason}. Give a writable cache folder, or run without the cache.", e);
         }
     }

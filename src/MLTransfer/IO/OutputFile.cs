@@ -114,6 +114,23 @@ public static class OutputFile
         return new IOException($"Could not write '{fullPath}': {reason}.{unchanged}", error);
     }
 
+    /// <summary>
+    /// The path of a file written beside <paramref name="mainPath"/>: its name without extension plus <paramref name="suffix"/>
+    /// (e.g. <c>model.confusion.png</c>), the name part shortened when the whole would pass <see cref="MaxNameBytes"/>.
+    /// </summary>
+    /// <param name="mainPath">The main output, e.g. the model.</param>
+    /// <param name="suffix">What follows the name, e.g. <c>.confusion.png</c>.</param>
+    public static string Companion(string mainPath, string suffix)
+    {
+        ArgumentNullException.ThrowIfNull(suffix);
+        var full = Path.GetFullPath(mainPath);
+        var stem = Path.GetFileNameWithoutExtension(full);
+        var room = MaxNameBytes - Encoding.UTF8.GetByteCount(suffix);
+        while (stem.Length > 1 && Encoding.UTF8.GetByteCount(stem) > room)
+            stem = stem[..^(char.IsLowSurrogate(stem[^1]) ? 2 : 1)];
+        return Path.Combine(Path.GetDirectoryName(full)!, stem + suffix);
+    }
+
     /// <summary>True when the file starts with the PNG signature.</summary>
     /// <param name="path">A file.</param>
     public static bool IsPng(string path) => StartsWith(path, [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A]);
@@ -216,8 +233,13 @@ public static class OutputFile
         }
     }
 
-    private static string Reason(Exception error, string? temporaryPath, string fullPath)
+    /// <summary>The reason of a file-system error in plain words, with <paramref name="temporaryPath"/> replaced by <paramref name="fullPath"/>.</summary>
+    /// <param name="error">The error.</param>
+    /// <param name="temporaryPath">A temporary file to hide, or null.</param>
+    /// <param name="fullPath">The path to name instead.</param>
+    public static string Reason(Exception error, string? temporaryPath = null, string? fullPath = null)
     {
+        ArgumentNullException.ThrowIfNull(error);
         const int DiskFull = 28, ReadOnly = 30, NameTooLong = 36;
         var code = error.HResult & 0xFFFF;
         if (error is UnauthorizedAccessException)
@@ -226,12 +248,14 @@ public static class OutputFile
             return "the name or path is too long for the file system";
         if (error is DirectoryNotFoundException)
             return "its folder does not exist";
+        if (error is FileNotFoundException)
+            return "new files cannot be created in that folder";
         if (OperatingSystem.IsLinux() && code == DiskFull)
             return "the disk is full";
         if (OperatingSystem.IsLinux() && code == ReadOnly)
             return "the file system is read-only";
         var message = error.Message.ReplaceLineEndings(" ").TrimEnd('.');
-        if (temporaryPath is not null)
+        if (temporaryPath is not null && fullPath is not null)
             message = message.Replace(temporaryPath, fullPath, StringComparison.Ordinal);
         return message;
     }
