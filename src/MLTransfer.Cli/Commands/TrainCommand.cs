@@ -18,7 +18,7 @@ public sealed class TrainCommand : Command<TrainSettings>
     /// <inheritdoc />
     public override int Execute(CommandContext context, TrainSettings settings, CancellationToken cancellationToken)
     {
-        var console = AnsiConsole.Console;
+        var console = CliApp.Ui(json: false);
         var runner = Runners.FirstOrDefault(r => string.Equals(r.Technique, settings.Technique, StringComparison.OrdinalIgnoreCase))
             ?? throw new UsageException($"Unknown technique '{settings.Technique}': use {string.Join(", ", Runners.Select(r => r.Technique))}.");
         var output = CheckOutputs(settings);
