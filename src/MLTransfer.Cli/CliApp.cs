@@ -153,6 +153,11 @@ public static partial class CliApp
 
     /// <summary>Console used for human-readable output: stderr when stdout must stay machine-readable (JSON).</summary>
     /// <param name="json">Whether stdout carries JSON.</param>
-    public static IAnsiConsole Ui(bool json) =>
-        AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(json ? Console.Error : Console.Out) });
+    public static IAnsiConsole Ui(bool json)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(json ? Console.Error : Console.Out) });
+        if (json ? Console.IsErrorRedirected : Console.IsOutputRedirected)
+            console.Profile.Width = RedirectedWidth;
+        return console;
+    }
 }
