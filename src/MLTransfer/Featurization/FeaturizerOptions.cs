@@ -37,11 +37,15 @@ public sealed class FeaturizerOptions
     /// <summary>ONNX Runtime intra-op threads of each run; 0 means the cores divided by <see cref="EffectiveInferenceThreads"/>. The default value is 0.</summary>
     public int IntraOpThreads { get; set; }
 
-    /// <summary>Folder where fused backbone graphs are kept; null means <c>graphs/</c> in the cache folder (<see cref="CacheDirectory"/>). The default value is null.</summary>
+    /// <summary>
+    /// Folder where fused backbone graphs are kept; null means <c>graphs/</c> in the cache folder (<see cref="CacheDirectory"/>,
+    /// or the default cache folder when <see cref="UseCache"/> is false, so that a cache folder given with the cache off is not
+    /// touched). The default value is null.
+    /// </summary>
     public string? GraphDirectory { get; set; }
 
-    /// <summary>The folder fused graphs go to: <see cref="GraphDirectory"/>, else <c>graphs/</c> in the cache folder.</summary>
-    public string EffectiveGraphDirectory => GraphDirectory ?? IO.CacheLocation.Graphs(CacheDirectory);
+    /// <summary>The folder fused graphs go to (see <see cref="GraphDirectory"/>).</summary>
+    public string EffectiveGraphDirectory => GraphDirectory ?? IO.CacheLocation.Graphs(UseCache ? CacheDirectory : null);
 
     /// <summary>
     /// Whether the engine's session runs the fused graph rewritten for speed by <see cref="Backbones.InferenceGraph"/>: input
