@@ -174,5 +174,5 @@ public sealed class FeatureExtractionEstimator : IEstimator<TransferModel>
 
     /// <inheritdoc />
     public SchemaShape GetOutputSchema(SchemaShape inputSchema) =>
-        TransferData.ClassifierOutputSchema(_mlContext, inputSchema, _options.Backbone, _options.Engine.ImageSize, _options.Engine.GraphDirectory);
+        TransferData.ClassifierOutputSchema(_mlContext, inputSchema, _options.Backbone, _options.Engine.ImageSize, _options.Engine.EffectiveGraphDirectory);
 }

@@ -152,7 +152,7 @@ public sealed class MultiTaskEstimator : IEstimator<TransferModel>
         if (!inputSchema.Any(c => c.Name == ImagePipeline.ImagePathColumn))
             throw new ArgumentException($"The input needs an '{ImagePipeline.ImagePathColumn}' text column.");
         var backbone = _options.Backbone ?? Backbone.ResNet18();
-        var graph = FeaturizerGraph.Materialize(backbone, _options.Engine.ImageSize, _options.Engine.GraphDirectory);
+        var graph = FeaturizerGraph.Materialize(backbone, _options.Engine.ImageSize, _options.Engine.EffectiveGraphDirectory);
         var front = ImagePipeline.Create(_mlContext, _options.Engine.ImageSize ?? backbone.InputSize, graph).GetOutputSchema(inputSchema);
         var taskColumns = _options.Tasks is { } names
             ? names.Select(n => inputSchema.FirstOrDefault(c => c.Name == n) is { Name: not null } column ? column
