@@ -26,6 +26,13 @@ public static class CliApp
                 .WithDescription("Predict the class of an image or of every image in a folder.");
             config.AddCommand<FeaturizeCommand>("featurize")
                 .WithDescription("Featurise a folder of images with the backbone and write features + labels as CSV or Parquet.");
+            config.AddBranch("cluster", cluster =>
+            {
+                cluster.SetDescription("Featurise and predict on an Orleans cluster: run silos, then featurize/predict with --redis.");
+                cluster.AddCommand<Commands.Cluster.ClusterSiloCommand>("silo")
+                    .WithDescription("Run a silo that works on cluster jobs until stopped (Ctrl-C gives its running shard back).")
+                    .WithExample("cluster", "silo", "--redis", "10.0.0.5:6379", "--threads", "2");
+            });
             config.AddBranch("bench", bench =>
             {
                 bench.SetDescription("Benchmarks against plain ML.NET, measured in the same run.");

@@ -20,8 +20,10 @@ public sealed class TrainCommand : Command<TrainSettings>
         var console = AnsiConsole.Console;
         var runner = Runners.FirstOrDefault(r => string.Equals(r.Technique, settings.Technique, StringComparison.OrdinalIgnoreCase))
             ?? throw new ArgumentException($"Unknown technique '{settings.Technique}': use {string.Join(", ", Runners.Select(r => r.Technique))}.");
-        if (settings.Folder is null && settings.Manifest is null)
-            throw new ArgumentException("Give the training folder (or --manifest for multi-task).");
+        if (settings.Folder is null && settings.Manifest is null && settings.Features is null)
+            throw new ArgumentException("Give the training folder (or --manifest for multi-task, or --features for featurised parts).");
+        if (settings.Features is not null && (settings.Folder is not null || runner is not FeatureExtractionRunner))
+            throw new ArgumentException("--features trains feature extraction on featurised parts: give no image folder and no other technique.");
         var mlContext = new MLContext(seed: settings.Seed);
         var model = runner.Train(settings, mlContext, console);
         ModelFile.Save(mlContext, model, settings.Output);

@@ -7,10 +7,11 @@ internal sealed class JobRegistryGrain(
     [PersistentState("registry", WorkerOptions.StorageName)] IPersistentState<JobRegistryGrain.Stored> state) : Grain, IJobRegistryGrain
 {
     /// <summary>The persisted form.</summary>
+    [GenerateSerializer]
     public sealed class Stored
     {
         /// <summary>Running jobs, oldest first.</summary>
-        public List<string> Jobs { get; set; } = [];
+        [Id(0)] public List<string> Jobs { get; set; } = [];
     }
 
     public async Task Add(string jobId)

@@ -8,13 +8,14 @@ internal sealed class ShardInputGrain(
     [PersistentState("input", WorkerOptions.StorageName)] IPersistentState<ShardInputGrain.Stored> state) : Grain, IShardInputGrain
 {
     /// <summary>The persisted form (plain lists, for the JSON grain-state serializer).</summary>
+    [GenerateSerializer]
     public sealed class Stored
     {
         /// <summary>Image paths.</summary>
-        public List<string> Paths { get; set; } = [];
+        [Id(0)] public List<string> Paths { get; set; } = [];
 
         /// <summary>Labels, one per path.</summary>
-        public List<string> Labels { get; set; } = [];
+        [Id(1)] public List<string> Labels { get; set; } = [];
     }
 
     public async Task Define(ShardInput input)

@@ -47,7 +47,9 @@ public static class ClusterHost
         ArgumentNullException.ThrowIfNull(options);
         var redis = ParseRedis(options.Redis);
         var builder = Host.CreateApplicationBuilder();
-        builder.Logging.ClearProviders().AddSimpleConsole(c => c.SingleLine = true).SetMinimumLevel(logLevel);
+        builder.Logging.ClearProviders().AddSimpleConsole(c => c.SingleLine = true).SetMinimumLevel(logLevel)
+            .AddFilter("Orleans.Runtime.Silo", LogLevel.Error)                 // the ServerGC advice
+            .AddFilter("Orleans.Runtime.Messaging", LogLevel.Error);           // peers and clients that went away
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.Worker.DrainTimeout + TimeSpan.FromSeconds(15));
         configureServices?.Invoke(builder.Services);
         builder.UseOrleans(silo =>

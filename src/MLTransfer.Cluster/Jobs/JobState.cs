@@ -27,65 +27,67 @@ public enum ShardPhase
 }
 
 /// <summary>One shard's entry in the job's persistent state.</summary>
+[GenerateSerializer]
 public sealed class ShardEntry
 {
     /// <summary>Where the shard stands.</summary>
-    public ShardPhase Phase { get; set; }
+    [Id(0)] public ShardPhase Phase { get; set; }
 
     /// <summary>The silo running it (<c>SiloAddress.ToParsableString()</c>), or null.</summary>
-    public string? Silo { get; set; }
+    [Id(1)] public string? Silo { get; set; }
 
     /// <summary>The worker slot running it, or null.</summary>
-    public string? Worker { get; set; }
+    [Id(2)] public string? Worker { get; set; }
 
     /// <summary>Attempts made so far.</summary>
-    public int Attempt { get; set; }
+    [Id(3)] public int Attempt { get; set; }
 
     /// <summary>When the current lease lapses unless the worker reports in (UTC).</summary>
-    public DateTime LeaseExpiresUtc { get; set; }
+    [Id(4)] public DateTime LeaseExpiresUtc { get; set; }
 
     /// <summary>Failed attempts (errors other than bad images).</summary>
-    public int Failures { get; set; }
+    [Id(5)] public int Failures { get; set; }
 
     /// <summary>The last failure's message.</summary>
-    public string? LastError { get; set; }
+    [Id(6)] public string? LastError { get; set; }
 
     /// <summary>The result, once done.</summary>
-    public int Images { get; set; }
+    [Id(7)] public int Images { get; set; }
 
     /// <summary>Rejected images, once done.</summary>
-    public int Rejected { get; set; }
+    [Id(8)] public int Rejected { get; set; }
 
     /// <summary>Images served from the cache, once done.</summary>
-    public int FromCache { get; set; }
+    [Id(9)] public int FromCache { get; set; }
 }
 
 /// <summary>The persistent state of a job grain (stored with the cluster's grain storage provider).</summary>
+[GenerateSerializer]
 public sealed class JobState
 {
     /// <summary>The spec.</summary>
-    public JobSpec? Spec { get; set; }
+    [Id(0)] public JobSpec? Spec { get; set; }
 
     /// <summary>Where the job stands.</summary>
-    public JobPhase Phase { get; set; }
+    [Id(1)] public JobPhase Phase { get; set; }
 
     /// <summary>Images in the job.</summary>
-    public int ImageCount { get; set; }
+    [Id(2)] public int ImageCount { get; set; }
 
     /// <summary>One entry per shard.</summary>
-    public List<ShardEntry> Shards { get; set; } = [];
+    [Id(3)] public List<ShardEntry> Shards { get; set; } = [];
 
     /// <summary>Shards taken back from dead or silent workers and run again.</summary>
-    public int Reassigned { get; set; }
+    [Id(4)] public int Reassigned { get; set; }
 
     /// <summary>Why the job failed.</summary>
-    public string? Error { get; set; }
+    [Id(5)] public string? Error { get; set; }
 
     /// <summary>When the job was (re)started (UTC).</summary>
-    public DateTime StartedUtc { get; set; }
+    [Id(6)] public DateTime StartedUtc { get; set; }
 
     /// <summary>When the job completed, failed or was cancelled (UTC).</summary>
-    public DateTime? FinishedUtc { get; set; }
+    [Id(7)] public DateTime? FinishedUtc { get; set; }
 }
 
 /// <summary>A job's progress, as the client shows it.</summary>

@@ -1,49 +1,52 @@
 using System.Collections.Concurrent;
-using System.Text.Json;
 using Orleans.Runtime;
 using Orleans.Storage;
 
 namespace MLTransfer.Cluster.Tests.TestSupport;
 
 /// <summary>
-/// Grain storage for the in-process test clusters: JSON copies in one dictionary outside every silo, so (like Redis) it
-/// survives a killed silo. Each test cluster gets its own instance through <see cref="TestClusters"/>.
+/// Grain storage for the in-process test clusters: entries in one dictionary outside every silo, so (like Redis) it
+/// survives a killed silo, serialised with each silo's own grain-storage serializer (the one the Redis provider uses),
+/// so state that a real provider could not read back fails here too.
 /// </summary>
-public sealed class SharedMemoryStorage : IGrainStorage
+public sealed class SharedMemoryStorage
 {
-    private readonly ConcurrentDictionary<string, (string Json, string ETag)> _entries = new();
+    private readonly ConcurrentDictionary<string, (BinaryData Data, string ETag)> _entries = new();
 
     public static SharedMemoryStorage Current { get; set; } = new();
 
-    public int Count => _entries.Count;
+    public IGrainStorage For(IGrainStorageSerializer serializer) => new View(this, serializer);
 
-    public Task ReadStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
+    private sealed class View(SharedMemoryStorage store, IGrainStorageSerializer serializer) : IGrainStorage
     {
-        if (_entries.TryGetValue(Key(stateName, grainId), out var entry))
+        public Task ReadStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
         {
-            grainState.State = JsonSerializer.Deserialize<T>(entry.Json)!;
-            grainState.ETag = entry.ETag;
-            grainState.RecordExists = true;
+            if (store._entries.TryGetValue(Key(stateName, grainId), out var entry))
+            {
+                grainState.State = serializer.Deserialize<T>(entry.Data);
+                grainState.ETag = entry.ETag;
+                grainState.RecordExists = true;
+            }
+            return Task.CompletedTask;
         }
-        return Task.CompletedTask;
-    }
 
-    public Task WriteStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
-    {
-        var etag = Guid.NewGuid().ToString("N");
-        _entries[Key(stateName, grainId)] = (JsonSerializer.Serialize(grainState.State), etag);
-        grainState.ETag = etag;
-        grainState.RecordExists = true;
-        return Task.CompletedTask;
-    }
+        public Task WriteStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
+        {
+            var etag = Guid.NewGuid().ToString("N");
+            store._entries[Key(stateName, grainId)] = (serializer.Serialize(grainState.State), etag);
+            grainState.ETag = etag;
+            grainState.RecordExists = true;
+            return Task.CompletedTask;
+        }
 
-    public Task ClearStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
-    {
-        _entries.TryRemove(Key(stateName, grainId), out _);
-        grainState.RecordExists = false;
-        grainState.ETag = null;
-        return Task.CompletedTask;
-    }
+        public Task ClearStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
+        {
+            store._entries.TryRemove(Key(stateName, grainId), out _);
+            grainState.RecordExists = false;
+            grainState.ETag = null;
+            return Task.CompletedTask;
+        }
 
-    private static string Key(string stateName, GrainId grainId) => stateName + "|" + grainId;
+        private static string Key(string stateName, GrainId grainId) => stateName + "|" + grainId;
+    }
 }

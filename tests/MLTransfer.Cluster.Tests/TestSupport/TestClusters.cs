@@ -41,7 +41,8 @@ public static class TestClusters
     {
         public void Configure(ISiloBuilder silo)
         {
-            silo.Services.AddKeyedSingleton<IGrainStorage>(WorkerOptions.StorageName, (_, _) => SharedMemoryStorage.Current);
+            silo.Services.AddKeyedSingleton<IGrainStorage>(WorkerOptions.StorageName,
+                (sp, _) => SharedMemoryStorage.Current.For(sp.GetRequiredService<IGrainStorageSerializer>()));
             silo.Services.AddSingleton<IShardProcessor, CurrentFakeProcessor>();
             silo.Configure<ClusterMembershipOptions>(m =>
             {
