@@ -42,6 +42,8 @@ public static class CliApp
                     .WithDescription("Images/s of ML.NET's DnnFeaturizeImage vs the MLTransfer engine, cached re-run speed-up, peak memory.");
                 bench.AddCommand<BenchDomainAdaptationCommand>("domain-adaptation")
                     .WithDescription("Domain adaptation: every method, both directions, against source-only.");
+                bench.AddCommand<BenchClusterCommand>("cluster")
+                    .WithDescription("Cluster on this box: 1 vs 2 silos of one core, overhead vs the plain engine, one silo killed at 50 %; --simulate N silos with a fake worker.");
                 bench.AddCommand<BenchMultiTaskCommand>("multi-task")
                     .WithDescription("One multi-task model vs one single-task model per task: per-task accuracy/MAE and backbone passes.");
             });

@@ -71,10 +71,10 @@ public sealed class FeaturizeCommand : Command<FeaturizeCommand.Settings>
                 Kind = JobKind.Featurize,
                 Backbone = settings.Backbone,
                 ImageSize = settings.ImageSize,
-                OptimizeGraph = !settings.PlainGraph,
-                UseCache = !settings.NoCache,
+                PlainGraph = settings.PlainGraph,
+                NoCache = settings.NoCache,
                 CacheDirectory = settings.CacheDirectory,
-                BatchSize = settings.BatchSize ?? new FeaturizerOptions().BatchSize,
+                BatchSize = settings.BatchSize ?? 0,
                 OutputDirectory = settings.Output,
             }, examples, settings.ShardSize ?? 0, cancellationToken);
         var backbone = Backbone.Resolve(settings.Backbone);

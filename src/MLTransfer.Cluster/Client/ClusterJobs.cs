@@ -124,9 +124,9 @@ public static class ClusterJobs
             OutputDirectory = Path.GetFullPath(given.OutputDirectory),
             ModelPath = given.ModelPath is null ? null : Path.GetFullPath(given.ModelPath),
             CacheDirectory = given.CacheDirectory is null ? null : Path.GetFullPath(given.CacheDirectory),
-            Backbone = File.Exists(given.Backbone) ? Path.GetFullPath(given.Backbone) : given.Backbone,
+            Backbone = given.Backbone is not null && File.Exists(given.Backbone) ? Path.GetFullPath(given.Backbone) : given.Backbone,
         };
-        var backbone = Backbone.Resolve(spec.Backbone);
+        var backbone = Backbone.Resolve(spec.BackboneName);
         IReadOnlyList<string>? classes = null;
         var modelHash = "";
         if (spec.Kind == JobKind.Predict)
@@ -140,11 +140,11 @@ public static class ClusterJobs
         {
             JobId = JobId(spec, backbone.Identity, modelHash, request.Images, shardSize),
             Kind = spec.Kind,
-            Backbone = spec.Backbone,
+            Backbone = spec.BackboneName,
             BackboneIdentity = backbone.Identity,
             ImageSize = spec.ImageSize ?? backbone.InputSize,
             FeatureSize = backbone.FeatureSize,
-            OptimizeGraph = spec.OptimizeGraph,
+            OptimizeGraph = !spec.PlainGraph,
             ModelPath = spec.ModelPath,
             Classes = classes,
             Images = request.Images.Count,
@@ -166,7 +166,7 @@ public static class ClusterJobs
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         void Add(string text) => hash.AppendData(Encoding.UTF8.GetBytes(text + "\n"));
         Add(string.Join("|", spec.Kind, backboneIdentity, spec.ImageSize?.ToString(CultureInfo.InvariantCulture) ?? "native",
-            spec.OptimizeGraph, spec.OutputDirectory, modelHash, shardSize.ToString(CultureInfo.InvariantCulture)));
+            spec.PlainGraph, spec.OutputDirectory, modelHash, shardSize.ToString(CultureInfo.InvariantCulture)));
         foreach (var image in images)
             Add(image.ImagePath + "\t" + image.Label);
         return "job-" + Convert.ToHexStringLower(hash.GetHashAndReset())[..20];

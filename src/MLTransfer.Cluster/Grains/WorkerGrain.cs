@@ -9,57 +9,70 @@ using Orleans.Runtime;
 namespace MLTransfer.Cluster.Grains;
 
 /// <summary>
-/// The worker of one silo; see <see cref="IWorkerGrain"/>. Each slot loops: find a running job with a pending shard,
-/// lease it, run the silo's <see cref="IShardProcessor"/> off the grain scheduler while reporting to the coordinator,
-/// then mark it done, failed, or (when the silo stops) released.
+/// The worker of one silo; see <see cref="IWorkerGrain"/>. The grain is the silo's addressable worker; its slots live in
+/// the silo's <see cref="SiloWorker"/>, so a re-activation of the grain (for example after the grain directory changed
+/// when another silo died) never stops the work.
 /// </summary>
 [PreferLocalPlacement]
-internal sealed class WorkerGrain(
-    IShardProcessor processor,
-    ILocalSiloDetails silo,
-    IOptions<WorkerOptions> options,
-    ILogger<WorkerGrain> logger) : Grain, IWorkerGrain
+internal sealed class WorkerGrain(SiloWorker worker, ILocalSiloDetails silo) : Grain, IWorkerGrain
 {
-    private readonly WorkerOptions _options = options.Value;
-    private readonly CancellationTokenSource _stop = new();
-    private Task[] _slots = [];
-    private int _shardsDone;
-    private IGrainTimer? _keepAlive;
-
     public Task Start()
     {
         var here = silo.SiloAddress.ToParsableString();
         if (this.GetPrimaryKeyString() != here)
             throw new InvalidOperationException($"Worker '{this.GetPrimaryKeyString()}' was placed on silo {here}.");
-        if (_slots.Length > 0 || _stop.IsCancellationRequested)
-            return Task.CompletedTask;
-        var grains = GrainFactory;
-        _slots = Enumerable.Range(0, Math.Max(1, _options.Slots))
-            .Select(slot => Task.Run(() => RunSlot(grains, here, $"{silo.Name}#{slot}", _stop.Token)))
-            .ToArray();
-        _keepAlive = this.RegisterGrainTimer(() => Task.CompletedTask, new GrainTimerCreationOptions
-        {
-            DueTime = TimeSpan.FromMinutes(1),
-            Period = TimeSpan.FromMinutes(1),
-            KeepAlive = true,
-        });
-        logger.LogInformation("Worker on {Silo} started {Slots} slot(s) with {Threads} core(s) each", here, _slots.Length, _options.Threads);
+        worker.Start();
         return Task.CompletedTask;
     }
 
+    public Task Drain() => worker.Drain();
+
+    public Task<int> ShardsDone() => Task.FromResult(worker.ShardsDone);
+}
+
+/// <summary>
+/// The slots of one silo (a singleton of its services). Each slot loops: find a running job with a pending shard,
+/// lease it, run the silo's <see cref="IShardProcessor"/> while reporting to the coordinator, then mark it done,
+/// failed, or (when the silo stops) released.
+/// </summary>
+internal sealed class SiloWorker(
+    IShardProcessor processor,
+    IGrainFactory grains,
+    ILocalSiloDetails silo,
+    IOptions<WorkerOptions> options,
+    ILogger<SiloWorker> logger)
+{
+    private readonly Lock _lock = new();
+    private readonly WorkerOptions _options = options.Value;
+    private readonly CancellationTokenSource _stop = new();
+    private Task[] _slots = [];
+    private int _shardsDone;
+
+    public int ShardsDone => Volatile.Read(ref _shardsDone);
+
+    /// <summary>Starts the slots once; later calls do nothing.</summary>
+    public void Start()
+    {
+        lock (_lock)
+        {
+            if (_slots.Length > 0 || _stop.IsCancellationRequested)
+                return;
+            var here = silo.SiloAddress.ToParsableString();
+            _slots = Enumerable.Range(0, Math.Max(1, _options.Slots))
+                .Select(slot => Task.Run(() => RunSlot(grains, here, $"{silo.Name}#{slot}", _stop.Token)))
+                .ToArray();
+            logger.LogInformation("Worker on {Silo} started {Slots} slot(s) with {Threads} core(s) each", here, _slots.Length, _options.Threads);
+        }
+    }
+
+    /// <summary>Stops the slots; running shards are released to their jobs.</summary>
     public async Task Drain()
     {
         await _stop.CancelAsync();
-        await Task.WhenAny(Task.WhenAll(_slots), Task.Delay(_options.DrainTimeout));
-        _keepAlive?.Dispose();
-    }
-
-    public Task<int> ShardsDone() => Task.FromResult(Volatile.Read(ref _shardsDone));
-
-    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
-    {
-        await Drain();
-        await base.OnDeactivateAsync(reason, cancellationToken);
+        Task[] slots;
+        lock (_lock)
+            slots = _slots;
+        await Task.WhenAny(Task.WhenAll(slots), Task.Delay(_options.DrainTimeout));
     }
 
     private async Task RunSlot(IGrainFactory grains, string here, string worker, CancellationToken stop)

@@ -34,6 +34,7 @@ public static class ClusterHost
             o.DrainTimeout = worker.DrainTimeout;
         });
         silo.Services.TryAddSingleton<IShardProcessor, EngineShardProcessor>();
+        silo.Services.AddSingleton<Grains.SiloWorker>();
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, WorkerStartup>();
         return silo;
     }
@@ -69,7 +70,11 @@ public static class ClusterHost
                 m.NumMissedProbesLimit = options.MissedProbesLimit;
             });
             silo.UseRedisClustering(o => o.ConfigurationOptions = redis.Clone());
-            silo.AddRedisGrainStorage(WorkerOptions.StorageName, o => o.ConfigurationOptions = redis.Clone());
+            silo.AddRedisGrainStorage(WorkerOptions.StorageName, o =>
+            {
+                o.ConfigurationOptions = redis.Clone();
+                o.DeleteStateOnClear = true;
+            });
             silo.AddMLTransferWorkers(options.Worker);
         });
         return builder.Build();

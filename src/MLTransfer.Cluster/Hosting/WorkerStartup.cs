@@ -7,7 +7,7 @@ namespace MLTransfer.Cluster.Hosting;
 /// Puts a worker grain on every silo: activates the silo's own <see cref="IWorkerGrain"/> when the silo becomes active,
 /// and drains it first thing when the silo stops (running shards are released while the cluster is still reachable).
 /// </summary>
-internal sealed class WorkerStartup(IGrainFactory grains, ILocalSiloDetails silo) : ILifecycleParticipant<ISiloLifecycle>
+internal sealed class WorkerStartup(IGrainFactory grains, ILocalSiloDetails silo, SiloWorker worker) : ILifecycleParticipant<ISiloLifecycle>
 {
     public void Participate(ISiloLifecycle lifecycle) =>
         lifecycle.Subscribe(nameof(WorkerStartup), ServiceLifecycleStage.Active, Start, Stop);
@@ -20,7 +20,7 @@ internal sealed class WorkerStartup(IGrainFactory grains, ILocalSiloDetails silo
     {
         try
         {
-            await Worker.Drain().WaitAsync(cancellationToken);
+            await worker.Drain().WaitAsync(cancellationToken);
         }
         catch (Exception e) when (e is OperationCanceledException or TimeoutException or OrleansException)
         {

@@ -12,7 +12,9 @@ public enum JobKind
 
 /// <summary>
 /// What every node needs to run a shard of a job: what to produce, with which backbone or model, and where the output
-/// goes. All paths must name the same files on every node (a shared folder).
+/// goes. All paths must name the same files on every node (a shared folder). Every default is the type's default
+/// (false, null, 0 for <see cref="BatchSize"/> meaning the engine's), so the spec reads back unchanged from grain
+/// storage serializers that omit default values.
 /// </summary>
 [GenerateSerializer, Immutable]
 public sealed record JobSpec
@@ -20,17 +22,20 @@ public sealed record JobSpec
     /// <summary>Features or predictions. The default value is <see cref="JobKind.Featurize"/>.</summary>
     [Id(0)] public JobKind Kind { get; init; }
 
-    /// <summary>Backbone name (<c>resnet18</c>) or the path of a backbone spec file. The default value is <c>resnet18</c>.</summary>
-    [Id(1)] public string Backbone { get; init; } = "resnet18";
+    /// <summary>Backbone name (<c>resnet18</c>) or the path of a backbone spec file; null means <c>resnet18</c>. The default value is null.</summary>
+    [Id(1)] public string? Backbone { get; init; }
+
+    /// <summary>The backbone a job runs: <see cref="Backbone"/> or <c>resnet18</c>.</summary>
+    public string BackboneName => Backbone ?? "resnet18";
 
     /// <summary>Square image size; null means the backbone's native size. The default value is null.</summary>
     [Id(2)] public int? ImageSize { get; init; }
 
-    /// <summary>Whether the engine runs its optimised graph (see <see cref="Featurization.FeaturizerOptions.OptimizeGraph"/>). The default value is true.</summary>
-    [Id(3)] public bool OptimizeGraph { get; init; } = true;
+    /// <summary>Run the plain fused graph instead of the engine's optimised one (see <see cref="Featurization.FeaturizerOptions.OptimizeGraph"/>). The default value is false.</summary>
+    [Id(3)] public bool PlainGraph { get; init; }
 
-    /// <summary>Whether workers read and write the bottleneck cache. The default value is true.</summary>
-    [Id(4)] public bool UseCache { get; init; } = true;
+    /// <summary>Neither read nor write the bottleneck cache. The default value is false.</summary>
+    [Id(4)] public bool NoCache { get; init; }
 
     /// <summary>The bottleneck cache folder (shared by the nodes for the cache to be shared); null means each node's default. The default value is null.</summary>
     [Id(5)] public string? CacheDirectory { get; init; }
@@ -41,8 +46,8 @@ public sealed record JobSpec
     /// <summary>The folder the Parquet parts are written to. The default value is empty (must be set).</summary>
     [Id(7)] public string OutputDirectory { get; init; } = "";
 
-    /// <summary>Images per inference batch of the engine. The default value is 8.</summary>
-    [Id(8)] public int BatchSize { get; init; } = 8;
+    /// <summary>Images per inference batch of the engine; 0 means the engine's default (8). The default value is 0.</summary>
+    [Id(8)] public int BatchSize { get; init; }
 }
 
 /// <summary>The images of one shard: paths readable by every node, and their labels (empty when unlabelled).</summary>

@@ -41,10 +41,10 @@ public sealed class EngineShardProcessor : IShardProcessor, IDisposable
         return new FeaturizerOptions
         {
             ImageSize = spec.ImageSize,
-            OptimizeGraph = spec.OptimizeGraph,
-            UseCache = spec.UseCache,
+            OptimizeGraph = !spec.PlainGraph,
+            UseCache = !spec.NoCache,
             CacheDirectory = spec.CacheDirectory,
-            BatchSize = spec.BatchSize,
+            BatchSize = spec.BatchSize > 0 ? spec.BatchSize : new FeaturizerOptions().BatchSize,
             InferenceThreads = cores,
             IntraOpThreads = 1,
             DecodeThreads = Math.Max(1, cores / 2),
@@ -65,10 +65,10 @@ public sealed class EngineShardProcessor : IShardProcessor, IDisposable
     private ShardResult Featurize(ShardLease lease, ShardInput input, CancellationToken cancellationToken)
     {
         var spec = lease.Spec;
-        var key = $"{spec.Backbone}|{spec.ImageSize}|{spec.OptimizeGraph}|{spec.UseCache}|{spec.CacheDirectory}|{spec.BatchSize}";
+        var key = $"{spec.BackboneName}|{spec.ImageSize}|{spec.PlainGraph}|{spec.NoCache}|{spec.CacheDirectory}|{spec.BatchSize}";
         var pool = _engines.GetOrAdd(key, _ => new ConcurrentBag<OnnxImageFeaturizer>());
         if (!pool.TryTake(out var engine))
-            engine = new OnnxImageFeaturizer(Backbone.Resolve(spec.Backbone), EngineOptions(spec, _options.Threads));
+            engine = new OnnxImageFeaturizer(Backbone.Resolve(spec.BackboneName), EngineOptions(spec, _options.Threads));
         try
         {
             var result = engine.Featurize(input.Paths, null, cancellationToken);

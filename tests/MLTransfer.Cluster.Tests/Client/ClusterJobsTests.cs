@@ -35,7 +35,7 @@ public class ClusterJobsTests
 
     private static ClusterJobRequest Request(string output, int images, int shardSize) => new()
     {
-        Spec = new JobSpec { OutputDirectory = output, UseCache = false },
+        Spec = new JobSpec { OutputDirectory = output, NoCache = true },
         Images = FakeImages(images),
         ShardSize = shardSize,
         PollPeriod = TimeSpan.FromMilliseconds(50),
@@ -77,7 +77,7 @@ public class ClusterJobsTests
         FakeProcessor.Current = new FakeProcessor { PerImage = TimeSpan.FromMilliseconds(15), HungSilo = victim.SiloAddress };
         var output = TestData.TempFolder();
         var killed = 0;
-        var progress = new SyncProgress(p =>
+        var progress = new CallbackProgress<ClusterJobProgress>(p =>
         {
             if (p.Status.ImagesDone >= 60 && Interlocked.Exchange(ref killed, 1) == 0)
                 _ = _cluster.KillSiloAsync(victim);
@@ -100,7 +100,7 @@ public class ClusterJobsTests
         var output = TestData.TempFolder();
         var victim = _cluster.SecondarySilos[0];
         var stopped = 0;
-        var progress = new SyncProgress(p =>
+        var progress = new CallbackProgress<ClusterJobProgress>(p =>
         {
             if (p.Status.ImagesDone >= 60 && Interlocked.Exchange(ref stopped, 1) == 0)
                 _ = _cluster.StopSiloAsync(victim);
@@ -122,7 +122,7 @@ public class ClusterJobsTests
         FakeProcessor.Current = new FakeProcessor { PerImage = TimeSpan.FromMilliseconds(25) };
         var output = TestData.TempFolder();
         using var cancel = new CancellationTokenSource();
-        var progress = new SyncProgress(p =>
+        var progress = new CallbackProgress<ClusterJobProgress>(p =>
         {
             if (p.Status.ImagesDone >= 60)
                 cancel.Cancel();
@@ -183,10 +183,5 @@ public class ClusterJobsTests
         var error = Assert.ThrowsAsync<InvalidOperationException>(async () => await ClusterJobs.RunAsync(_cluster.Client, Request(output, 30, 10)));
 
         Assert.That(error!.Message, Does.Contain("another job").And.Contain("job-someone-else"));
-    }
-
-    private sealed class SyncProgress(Action<ClusterJobProgress> report) : IProgress<ClusterJobProgress>
-    {
-        public void Report(ClusterJobProgress value) => report(value);
     }
 }

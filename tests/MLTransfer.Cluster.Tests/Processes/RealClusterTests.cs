@@ -84,14 +84,14 @@ public class RealClusterTests
         var output = Path.Combine(TestData.TempFolder(), "features");
         var request = new ClusterJobRequest
         {
-            Spec = new JobSpec { OutputDirectory = output, ImageSize = 64, UseCache = false },
+            Spec = new JobSpec { OutputDirectory = output, ImageSize = 64, NoCache = true },
             Images = images,
             ShardSize = 20,
             PollPeriod = TimeSpan.FromMilliseconds(100),
         };
         var victim = _silos[1];
         var killedAt = -1;
-        var progress = new SyncProgress(p =>
+        var progress = new CallbackProgress<ClusterJobProgress>(p =>
         {
             if (p.Status.ImagesDone >= images.Count / 4 && Interlocked.CompareExchange(ref killedAt, p.Status.ImagesDone, -1) == -1)
                 LocalProcesses.Kill(victim);
@@ -180,10 +180,5 @@ public class RealClusterTests
             Console.SetOut(oldOut);
             Console.SetError(oldError);
         }
-    }
-
-    private sealed class SyncProgress(Action<ClusterJobProgress> report) : IProgress<ClusterJobProgress>
-    {
-        public void Report(ClusterJobProgress value) => report(value);
     }
 }

@@ -30,7 +30,7 @@ public static class ClusterJobConsole
             .Start(context =>
             {
                 var task = context.AddTask($"{spec.Kind.ToString().ToLowerInvariant()} on the cluster", maxValue: images.Count);
-                var progress = new Reporter(p =>
+                var progress = new CallbackProgress<ClusterJobProgress>(p =>
                 {
                     task.Value = p.Status.ImagesDone;
                     task.Description = $"shards {p.Status.ShardsDone:N0}/{p.Status.Shards:N0} · {p.ImagesPerSecond:N1} images/s · {p.NodesAlive} node(s) alive";
@@ -46,10 +46,5 @@ public static class ClusterJobConsole
             AnsiConsole.MarkupLine("[yellow]Rejected images are rows with an 'error' and no values; the job went on without them.[/]");
         AnsiConsole.MarkupLineInterpolated($"[grey]Read it as one table: DuckDB SELECT * FROM '{outcome.OutputDirectory}/*.parquet'; pandas.read_parquet('{outcome.OutputDirectory}').[/]");
         return 0;
-    }
-
-    private sealed class Reporter(Action<ClusterJobProgress> report) : IProgress<ClusterJobProgress>
-    {
-        public void Report(ClusterJobProgress value) => report(value);
     }
 }
