@@ -34,7 +34,7 @@ public static class ClusterHost
             o.DrainTimeout = worker.DrainTimeout;
         });
         silo.Services.TryAddSingleton<IShardProcessor, EngineShardProcessor>();
-        silo.Services.AddSingleton<Grains.SiloWorker>();
+        silo.Services.AddSingleton<SiloWorker>();
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, WorkerStartup>();
         return silo;
     }

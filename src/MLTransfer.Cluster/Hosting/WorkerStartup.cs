@@ -1,4 +1,5 @@
 using MLTransfer.Cluster.Grains;
+using MLTransfer.Cluster.Workers;
 using Orleans.Runtime;
 
 namespace MLTransfer.Cluster.Hosting;
