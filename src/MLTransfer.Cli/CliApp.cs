@@ -58,6 +58,13 @@ public static partial class CliApp
                 .WithDescription("Predict the class of an image or of every image in a folder.");
             config.AddCommand<FeaturizeCommand>("featurize")
                 .WithDescription("Featurise a folder of images with the backbone and write features + labels as CSV or Parquet.");
+            config.AddBranch("cluster", cluster =>
+            {
+                cluster.SetDescription("Featurise and predict on an Orleans cluster: run silos, then featurize/predict with --redis.");
+                cluster.AddCommand<Commands.Cluster.ClusterSiloCommand>("silo")
+                    .WithDescription("Run a silo that works on cluster jobs until stopped (Ctrl-C gives its running shard back).")
+                    .WithExample("cluster", "silo", "--redis", "10.0.0.5:6379", "--threads", "2");
+            });
             config.AddBranch("bench", bench =>
             {
                 bench.SetDescription("Benchmarks against plain ML.NET, measured in the same run.");
@@ -67,6 +74,8 @@ public static partial class CliApp
                     .WithDescription("Images/s of ML.NET's DnnFeaturizeImage vs the MLTransfer engine, cached re-run speed-up, peak memory.");
                 bench.AddCommand<BenchDomainAdaptationCommand>("domain-adaptation")
                     .WithDescription("Domain adaptation: every method, both directions, against source-only.");
+                bench.AddCommand<BenchClusterCommand>("cluster")
+                    .WithDescription("Cluster on this box: 1 vs 2 silos of one core, overhead vs the plain engine, one silo killed at 50 %; --simulate N silos with a fake worker.");
                 bench.AddCommand<BenchMultiTaskCommand>("multi-task")
                     .WithDescription("One multi-task model vs one single-task model per task: per-task accuracy/MAE and backbone passes.");
             });

@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Diagnostics;
 using MLTransfer.Backbones;
+using MLTransfer.Cluster.Jobs;
 using MLTransfer.Data;
 using MLTransfer.Featurization;
 using MLTransfer.IO;
@@ -23,9 +24,9 @@ public sealed class FeaturizeCommand : Command<FeaturizeCommand.Settings>
         [Description("Image folder: one sub-folder per class (the label), or images directly inside (no labels).")]
         public string Folder { get; set; } = "";
 
-        /// <summary>The output table.</summary>
+        /// <summary>The output table (one machine) or folder of Parquet parts (cluster).</summary>
         [CommandOption("-o|--output <FILE>")]
-        [Description("Output file: .csv or .parquet, with columns path, label, f0..f{D-1}.")]
+        [Description("Output file: .csv or .parquet, with columns path, label, f0..f{D-1}. With --redis: a folder of Parquet parts (path, label, error, features).")]
         public string Output { get; set; } = "";
 
         /// <summary>Replace an existing output that is not a feature table.</summary>
@@ -33,11 +34,25 @@ public sealed class FeaturizeCommand : Command<FeaturizeCommand.Settings>
         [Description("Replace an existing --output file even when it is not a feature table.")]
         public bool Force { get; set; }
 
+        /// <summary>Run on the Orleans cluster registered at this Redis server.</summary>
+        [CommandOption("--redis <HOST:PORT>")]
+        [Description("Featurise on the cluster whose silos ('mltransfer cluster silo') are registered at this Redis server; the folder must be readable by every node.")]
+        public string? Redis { get; set; }
+
+        /// <summary>Images per shard on the cluster.</summary>
+        [CommandOption("--shard-size <N>")]
+        [Description("With --redis: images per shard. Default: 1,000, fewer for small folders (at least 64 shards, at least 10 images each).")]
+        public int? ShardSize { get; set; }
+
         /// <inheritdoc />
         public override ValidationResult Validate()
         {
             if (string.IsNullOrWhiteSpace(Output))
                 return ValidationResult.Error("--output is required (a .csv or .parquet file).");
+            if (ShardSize is < 1)
+                return ValidationResult.Error("--shard-size must be at least 1.");
+            if (Redis is not null)
+                return FeatureTable.IsSupported(Output) ? ValidationResult.Error("With --redis, --output is a folder (of Parquet parts), not a file.") : base.Validate();
             if (!FeatureTable.IsSupported(Output))
                 return ValidationResult.Error($"Unsupported output '{Output}': use a .csv or .parquet file name.");
             return base.Validate();
@@ -47,6 +62,23 @@ public sealed class FeaturizeCommand : Command<FeaturizeCommand.Settings>
     /// <inheritdoc />
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
+        if (settings.Redis is not null)
+        {
+            var images = ListImages(settings.Folder, AnsiConsole.Console);
+            if (images.Count == 0)
+                throw new InvalidDataException($"No images in '{settings.Folder}' ({string.Join(", ", ImageFileCheck.Extensions)}).");
+            return Cluster.ClusterJobConsole.Run(settings.Redis, new JobSpec
+            {
+                Kind = JobKind.Featurize,
+                Backbone = settings.Backbone,
+                ImageSize = settings.ImageSize,
+                PlainGraph = settings.PlainGraph,
+                NoCache = settings.NoCache,
+                CacheDirectory = settings.CacheDirectory,
+                BatchSize = settings.BatchSize ?? 0,
+                OutputDirectory = settings.Output,
+            }, images, settings.ShardSize ?? 0, cancellationToken);
+        }
         var output = OutputFile.Check(settings.Output, new OutputFileRules
         {
             Kind = "feature table (.csv or .parquet)",

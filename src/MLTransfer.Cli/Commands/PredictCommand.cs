@@ -1,5 +1,7 @@
 using System.ComponentModel;
 using System.Text.Json;
+using Microsoft.ML;
+using MLTransfer.Cluster.Jobs;
 using MLTransfer.Data;
 using MLTransfer.Evaluation;
 using MLTransfer.Export;
@@ -27,13 +29,39 @@ public sealed class PredictSettings : CommonSettings
     [DefaultValue(1)]
     public int Top { get; set; } = 1;
 
+    /// <summary>Run on the Orleans cluster registered at this Redis server.</summary>
+    [CommandOption("--redis <HOST:PORT>")]
+    [Description("Predict on the cluster whose silos are registered at this Redis server (needs --output); the model and images must be readable by every node.")]
+    public string? Redis { get; set; }
+
+    /// <summary>Folder of Parquet parts (cluster).</summary>
+    [CommandOption("-o|--output <DIR>")]
+    [Description("With --redis: folder of Parquet parts with columns path, label, error, PredictedLabel, Score.")]
+    public string? Output { get; set; }
+
+    /// <summary>Images per shard on the cluster.</summary>
+    [CommandOption("--shard-size <N>")]
+    [Description("With --redis: images per shard. Default: 1,000, fewer for small folders.")]
+    public int? ShardSize { get; set; }
+
+    /// <inheritdoc />
+    public override ValidationResult Validate()
+    {
+        if (Redis is not null && string.IsNullOrWhiteSpace(Output))
+            return ValidationResult.Error("--redis needs --output <folder> for the Parquet parts.");
+        if (Redis is null && Output is not null)
+            return ValidationResult.Error("--output is for cluster runs (--redis); without it predictions are printed.");
+        if (Redis is not null && !Directory.Exists(Input))
+            return ValidationResult.Error($"With --redis, '{Input}' must be a folder.");
+        if (ShardSize is < 1)
+            return ValidationResult.Error("--shard-size must be at least 1.");
+        return Check.First(Check.AtLeast("--top", Top, 1));
+    }
+
     /// <summary>JSON output.</summary>
     [CommandOption("--json")]
     [Description("Print one JSON array on stdout.")]
     public bool Json { get; set; }
-
-    /// <inheritdoc />
-    public override ValidationResult Validate() => Check.First(Check.AtLeast("--top", Top, 1));
 }
 
 /// <summary><c>mltransfer predict</c>: the most likely classes of images.</summary>
@@ -42,6 +70,10 @@ public sealed class PredictCommand : Command<PredictSettings>
     /// <inheritdoc />
     public override int Execute(CommandContext context, PredictSettings settings, CancellationToken cancellationToken)
     {
+        if (settings.Redis is not null)
+            return Cluster.ClusterJobConsole.Run(settings.Redis,
+                new JobSpec { Kind = JobKind.Predict, ModelPath = settings.Model, OutputDirectory = settings.Output! },
+                FeaturizeCommand.ListImages(settings.Input, AnsiConsole.Console), settings.ShardSize ?? 0, cancellationToken);
         var console = CliApp.Ui(settings.Json);
         var paths = ListInputs(settings.Input, console);
         using var loaded = ModelFile.Open(settings.Model);

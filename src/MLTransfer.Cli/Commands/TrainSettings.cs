@@ -12,6 +12,11 @@ public sealed class TrainSettings : CommonSettings
     [Description("Folder of training images, one sub-folder per class.")]
     public string? Folder { get; set; }
 
+    /// <summary>A folder of featurised Parquet parts to train on instead of images.</summary>
+    [CommandOption("--features <DIR>")]
+    [Description("Feature extraction: train the head on the output folder of 'featurize --redis' (same split and seed give the same model as training on the image folder).")]
+    public string? Features { get; set; }
+
     /// <summary>The technique.</summary>
     [CommandOption("-t|--technique")]
     [Description("feature-extraction (default), fine-tuning, domain-adaptation, multi-task or multi-task-fine-tuning.")]

@@ -1,4 +1,5 @@
 using Microsoft.ML;
+using MLTransfer.Cluster.Output;
 using MLTransfer.Heads;
 using MLTransfer.Techniques;
 using MLTransfer.Techniques.FeatureExtraction;
@@ -15,6 +16,8 @@ public sealed class FeatureExtractionRunner : ITrainRunner
     /// <inheritdoc />
     public TransferModel Train(TrainSettings settings, MLContext mlContext, IAnsiConsole console)
     {
+        if (settings.Features is not null)
+            return TrainOnFeatures(settings, mlContext, console);
         var (folder, validation) = RunnerSupport.LoadTrainAndValidation(console, settings);
         var head = ParseHead(settings.Head);
         var options = new FeatureExtractionOptions
@@ -44,6 +47,34 @@ public sealed class FeatureExtractionRunner : ITrainRunner
             options.ImageClassification.MetricsCallback = onEpoch;
             return mlContext.Transfer().FeatureExtraction(options).Fit(mlContext.Data.LoadFromEnumerable(folder.Examples));
         }, epochs);
+    }
+
+    private static TransferModel TrainOnFeatures(TrainSettings settings, MLContext mlContext, IAnsiConsole console)
+    {
+        if (settings.Validation is not null)
+            throw new ArgumentException("--validation cannot be combined with --features; the split is made by --validation-fraction.");
+        if (ParseHead(settings.Head) == HeadKind.ImageClassification)
+            throw new ArgumentException("--features trains the lbfgs, sdca or lightgbm head.");
+        var parts = FeatureParts.Load(settings.Features!);
+        if (settings.ImageSize is { } size && size != parts.Manifest.ImageSize)
+            throw new ArgumentException($"The features were computed at {parts.Manifest.ImageSize} px, not {size} px.");
+        if (!string.Equals(settings.Backbone, parts.Manifest.Backbone, StringComparison.OrdinalIgnoreCase) && Path.GetFullPath(settings.Backbone) != parts.Manifest.Backbone)
+            throw new ArgumentException($"The features were computed with backbone '{parts.Manifest.Backbone}', not '{settings.Backbone}'.");
+        console.MarkupLineInterpolated($"[grey]{parts.Manifest.JobId}[/]: {parts.Examples.Count} featurised images ({parts.Manifest.Backbone}, {parts.Manifest.ImageSize} px)");
+        var options = new FeatureExtractionOptions
+        {
+            Backbone = parts.Backbone,
+            Head = ParseHead(settings.Head),
+            Featurizer = parts.Featurizer,
+            ValidationFraction = settings.ValidationFraction,
+            Seed = settings.Seed,
+            Strict = settings.Strict,
+        };
+        return RunnerSupport.WithProgress(console, (progress, _) =>
+        {
+            options.Progress = progress;
+            return mlContext.Transfer().FeatureExtraction(options).Fit(mlContext.Data.LoadFromEnumerable(parts.Examples));
+        });
     }
 
     private static HeadKind ParseHead(string head) => head.ToLowerInvariant() switch
