@@ -6,6 +6,13 @@ public sealed class FeaturizerOptions
     /// <summary>Square size images are resized (centre-cropped) to; null means the backbone's native size. The default value is null.</summary>
     public int? ImageSize { get; set; }
 
+    /// <summary>
+    /// Backbone stages (<see cref="Backbones.BackboneStages"/>, e.g. <c>layer3</c>) whose globally pooled outputs, concatenated in
+    /// this order, are the features; all of them come from one backbone pass per image, and each is cached on its own. Null means
+    /// the backbone's own output (for ResNet18 the same as <c>layer4</c>). The default value is null.
+    /// </summary>
+    public IReadOnlyList<string>? Layers { get; set; }
+
     /// <summary>Folder of the on-disk bottleneck cache; null means <c>$TMPDIR/mltransfer/cache</c> (<see cref="BottleneckCache.DefaultDirectory"/>). The default value is null.</summary>
     public string? CacheDirectory { get; set; }
 
