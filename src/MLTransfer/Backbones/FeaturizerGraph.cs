@@ -42,11 +42,7 @@ public static class FeaturizerGraph
         ArgumentNullException.ThrowIfNull(backbone);
         var stages = BackboneStages.ForFeatures(backbone, layers);
         var size = imageSize ?? backbone.InputSize;
-        if (size < 16)
-            throw new ArgumentOutOfRangeException(nameof(imageSize), size, "Image size must be at least 16 pixels.");
-        if (size != backbone.InputSize && backbone.SizeMultiple > 1 && size % backbone.SizeMultiple != 0)
-            throw new ArgumentOutOfRangeException(nameof(imageSize), size,
-                $"Backbone '{backbone.Name}' takes image sizes that are multiples of {backbone.SizeMultiple} (e.g. {size / backbone.SizeMultiple * backbone.SizeMultiple} or {(size / backbone.SizeMultiple + 1) * backbone.SizeMultiple}), or its native {backbone.InputSize}.");
+        CheckImageSize(backbone, size);
         var model = Load(backbone.ModelPath);
         var graph = model.Graph;
 
@@ -93,6 +89,20 @@ public static class FeaturizerGraph
         graph.Input.Insert(0, ValueInfo(InputName, BatchDim, 3, size, size));
         graph.Output.Add(ValueInfo(OutputName, BatchDim, BackboneStages.FeatureSize(backbone, stages)));
         return model;
+    }
+
+    /// <summary>Throws when a backbone cannot run at an image size (too small, or not a multiple of its total stride).</summary>
+    /// <param name="backbone">The backbone.</param>
+    /// <param name="imageSize">Square input size in pixels.</param>
+    /// <exception cref="ArgumentOutOfRangeException">The size is refused, with the nearest sizes that work.</exception>
+    public static void CheckImageSize(Backbone backbone, int imageSize)
+    {
+        ArgumentNullException.ThrowIfNull(backbone);
+        if (imageSize < 16)
+            throw new ArgumentOutOfRangeException(nameof(imageSize), imageSize, "Image size must be at least 16 pixels.");
+        if (imageSize != backbone.InputSize && backbone.SizeMultiple > 1 && imageSize % backbone.SizeMultiple != 0)
+            throw new ArgumentOutOfRangeException(nameof(imageSize), imageSize,
+                $"Backbone '{backbone.Name}' takes image sizes that are multiples of {backbone.SizeMultiple} (e.g. {imageSize / backbone.SizeMultiple * backbone.SizeMultiple} or {(imageSize / backbone.SizeMultiple + 1) * backbone.SizeMultiple}), or its native {backbone.InputSize}.");
     }
 
     private static void AddLayerOutputs(GraphProto graph, Backbone backbone, IReadOnlyList<BackboneStage> stages, string prefix)
