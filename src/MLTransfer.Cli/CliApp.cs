@@ -26,6 +26,9 @@ public static class CliApp
                 .WithDescription("Predict the class of an image or of every image in a folder.");
             config.AddCommand<FeaturizeCommand>("featurize")
                 .WithDescription("Featurise a folder of images with the backbone and write features + labels as CSV or Parquet.");
+            config.AddCommand<AdviseCommand>("advise")
+                .WithDescription("Rank backbone layers, image sizes and backbones by LogME and k-NN accuracy before training; print the train arguments of the best.")
+                .WithExample("advise", "data/sign-language-digits", "--sizes", "128,160,224");
             config.AddBranch("bench", bench =>
             {
                 bench.SetDescription("Benchmarks against plain ML.NET, measured in the same run.");

@@ -58,6 +58,11 @@ public sealed class TrainSettings : CommonSettings
     [Description("Square input size in pixels (default: the backbone's, 224 for resnet18).")]
     public int? ImageSize { get; set; }
 
+    /// <summary>Feature extraction: the stage(s) whose pooled output the head is trained on.</summary>
+    [CommandOption("--layer")]
+    [Description("Feature extraction: backbone stage whose pooled output is the feature vector, e.g. layer2, layer3 or layer4 (several, comma-separated, are concatenated). Default: the backbone's output (layer4 for resnet18). 'mltransfer advise' ranks them.")]
+    public string? Layer { get; set; }
+
     /// <summary>Cache folder.</summary>
     [CommandOption("--cache-dir")]
     [Description("Folder of the bottleneck (feature) cache.")]
