@@ -38,6 +38,8 @@ public static class CliApp
                     .WithDescription("Images/s of ML.NET's DnnFeaturizeImage vs the MLTransfer engine, cached re-run speed-up, peak memory.");
                 bench.AddCommand<BenchDomainAdaptationCommand>("domain-adaptation")
                     .WithDescription("Domain adaptation: every method, both directions, against source-only.");
+                bench.AddCommand<BenchAdviseCommand>("advise")
+                    .WithDescription("advise's LogME ranking vs the held-out accuracy of training every candidate (Kendall tau), and its time against training them all.");
                 bench.AddCommand<BenchMultiTaskCommand>("multi-task")
                     .WithDescription("One multi-task model vs one single-task model per task: per-task accuracy/MAE and backbone passes.");
             });
