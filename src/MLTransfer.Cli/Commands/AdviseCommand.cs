@@ -118,7 +118,7 @@ public sealed class AdviseCommand : Command<AdviseSettings>
             {
                 var task = ctx.AddTask("Scoring candidates");
                 options.Log = line => task.Description = Markup.Escape(line);
-                options.Progress = new Progress(p =>
+                options.Progress = new RunnerSupport.SyncProgress<FeaturizationProgress>(p =>
                 {
                     task.MaxValue = Math.Max(1, p.Total);
                     task.Value = p.Done;
@@ -183,15 +183,4 @@ public sealed class AdviseCommand : Command<AdviseSettings>
 
     private static string Quote(string value) =>
         value.Length > 0 && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '/' or ':' or '+') ? value : $"'{value.Replace("'", "'\\''")}'";
-
-    private sealed class Progress(Action<FeaturizationProgress> report) : IProgress<FeaturizationProgress>
-    {
-        private readonly Lock _gate = new();
-
-        public void Report(FeaturizationProgress value)
-        {
-            lock (_gate)
-                report(value);
-        }
-    }
 }

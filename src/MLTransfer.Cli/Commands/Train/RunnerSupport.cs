@@ -107,7 +107,7 @@ public static class RunnerSupport
     }
 
     /// <summary>An <see cref="IProgress{T}"/> that reports synchronously on the calling thread.</summary>
-    private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
     {
         private readonly object _gate = new();
 
