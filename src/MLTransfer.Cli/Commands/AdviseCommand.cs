@@ -152,7 +152,7 @@ public sealed class AdviseCommand : Command<AdviseSettings>
         }
         var table = new Table().AddColumn("Rank").AddColumn("Backbone").AddColumn("Layer").AddColumn(new TableColumn("Size").RightAligned())
             .AddColumn(new TableColumn("Features").RightAligned()).AddColumn(new TableColumn("LogME").RightAligned())
-            .AddColumn(new TableColumn($"k-NN acc (k={settings.Neighbors})").RightAligned()).AddColumn(new TableColumn("Seconds").RightAligned());
+            .AddColumn(new TableColumn("k-NN acc").RightAligned()).AddColumn(new TableColumn("Seconds").RightAligned());
         foreach (var c in advice.Candidates)
             table.AddRow(c.Rank.ToString(CultureInfo.InvariantCulture), Markup.Escape(c.Backbone.Name), Markup.Escape(c.Layer),
                 c.ImageSize.ToString(CultureInfo.InvariantCulture), c.FeatureLength.ToString(CultureInfo.InvariantCulture),
@@ -160,7 +160,7 @@ public sealed class AdviseCommand : Command<AdviseSettings>
                 c.Seconds.ToString("F1", CultureInfo.InvariantCulture));
         console.Write(table);
         var sampled = advice.Images < folder.Examples.Count ? $" (a stratified sample of {folder.Examples.Count})" : "";
-        console.MarkupLineInterpolated($"Scored {advice.Images} images of {advice.Classes} classes{sampled} in {advice.Seconds:F1} s.");
+        console.MarkupLineInterpolated($"Scored {advice.Images} images of {advice.Classes} classes{sampled} in {advice.Seconds:F1} s (LogME ranks; k-NN: leave-one-out, k = {settings.Neighbors}).");
         console.MarkupLineInterpolated($"Best: [bold]{advice.Best.Backbone.Name} {advice.Best.Layer} at {advice.Best.ImageSize} px[/]. Train it with:");
         console.MarkupLineInterpolated($"  mltransfer train {Quote(settings.Folder)} {trainArgs}");
         return 0;

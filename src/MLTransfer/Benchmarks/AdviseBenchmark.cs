@@ -196,12 +196,13 @@ public static class AdviseBenchmark
         return result;
     }
 
-    // One featuriser for all the candidates' layers at one backbone and size.
+    // One featuriser for all the candidates' layers at one backbone and size, in the backbone's stage order (one graph file whatever the ranking).
     private static OnnxImageFeaturizer AllLayers(Backbones.Backbone backbone, int imageSize, IReadOnlyList<AdviceCandidate> candidates, FeaturizerOptions engine)
     {
         var options = engine.Clone();
         options.ImageSize = imageSize;
-        options.Layers = candidates.All(c => c.IsStage) ? candidates.Select(c => c.Layer).ToList() : null;
+        var stages = Backbones.BackboneStages.Of(backbone).Select(s => s.Name).ToList();
+        options.Layers = candidates.All(c => c.IsStage) ? candidates.Select(c => c.Layer).OrderBy(stages.IndexOf).ToList() : null;
         return new OnnxImageFeaturizer(backbone, options);
     }
 
