@@ -168,6 +168,8 @@ public sealed class TrainSettings : CommonSettings
             return ValidationResult.Error("--validation-fraction must be in [0, 1).");
         if (ImageSize is < 16)
             return ValidationResult.Error("--image-size must be at least 16.");
+        if (Layer is not null && !string.Equals(Technique, "feature-extraction", StringComparison.OrdinalIgnoreCase))
+            return ValidationResult.Error($"--layer is an option of --technique feature-extraction, not {Technique}.");
         return ValidationResult.Success();
     }
 }

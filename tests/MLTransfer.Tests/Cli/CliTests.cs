@@ -70,11 +70,18 @@ public class CliTests
     }
 
     [Test]
-    public void Should_refuse_bad_advise_sizes_as_a_usage_error()
+    public void Should_refuse_bad_advise_sizes_and_a_layer_for_another_technique_as_usage_errors()
     {
         var (code, _, error) = Run("advise", _train, "--sizes", "128,abc");
         Assert.That(code, Is.EqualTo(2));
         Assert.That(error, Does.Contain("--sizes"));
+        (code, _, error) = Run("train", _train, "--technique", "multi-task", "--layer", "layer3");
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(error, Does.Contain("--layer").And.Contain("feature-extraction"));
+        (code, _, error) = Run("train", _train, "--layer", "layer9", "--image-size", "64", "--output", Path.Combine(TestData.TempFolder(), "m.zip"));
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(error.Trim().Split('\n'), Has.Length.EqualTo(1), error);
+        Assert.That(error, Does.Contain("layer9").And.Contain("layer1, layer2, layer3, layer4"));
     }
 
     [Test]

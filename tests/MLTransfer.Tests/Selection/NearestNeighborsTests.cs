@@ -23,11 +23,11 @@ public class NearestNeighborsTests
     [Test]
     public void Should_break_a_tied_vote_towards_the_more_similar_class()
     {
-        // For the point at 0°: neighbours at 5° (class 1) and 40° (class 0), one vote each; 5° is closer.
+        // k = 2, worked out by hand: 0° has 5° (class 1) and 40° (class 0), a 1–1 vote that the closer 5° wins: 1 ✗;
+        // 5° has 0° and 40°, both class 0 ✗; 40° has 45° and 5°, both class 1 ✗; 45° has 40° (class 0) and 5° (class 1),
+        // a tie that 40° wins ✗. Without the tie-break by similarity, 0° would get class 0 and be counted right.
         float[][] points = [At(0), At(5), At(40), At(45)];
         int[] labels = [0, 1, 0, 1];
-        // 0° → {5°: 1, 40°: 0} → 1 ✗; 5° → {0°: 0, 40°: 0} ✓... k = 2 makes each vote 1–1 or 2–0:
-        // 0°: 5°(1), 40°(0) → 1 ✗; 5°: 0°(0), 40°(0) → 0 ✗; 40°: 45°(1), 5°(1) → 1 ✗; 45°: 40°(0), 5°(1) → 0 ✗.
         Assert.That(NearestNeighbors.LeaveOneOutAccuracy(points, labels, 2), Is.Zero);
         labels = [1, 1, 0, 0];
         Assert.That(NearestNeighbors.LeaveOneOutAccuracy(points, labels, 1), Is.EqualTo(1.0));
