@@ -134,11 +134,11 @@ public sealed class BenchAdviseCommand : Command<BenchAdviseSettings>
             timeTraining: !settings.NoTrainTiming, cacheDirectory: settings.CacheDir);
         var command = "mltransfer bench advise " + string.Join(' ', Environment.GetCommandLineArgs().SkipWhile(a => a != "advise").Skip(1)
             .Select(a => a.Contains(' ') ? $"\"{a}\"" : a));
+        var cache = settings.NoTrainTiming ? "features shared through one bottleneck cache (advise times are not cold-run times)" : "bottleneck cache off, every fit cold";
         var heading = string.Create(CultureInfo.InvariantCulture,
             $"### {name}\n\nResNet18, frozen; candidates {string.Join(", ", result.Rows.Select(r => r.Candidate.Layer).Distinct())} × {settings.Sizes} px; "
             + $"advise sample {settings.MaxImages} images, k-NN k = {NearestNeighbors.DefaultNeighbors}; feature extraction head: L-BFGS maximum entropy; "
-            + (settings.NoTrainTiming ? "features shared through one bottleneck cache (advise times are not cold-run times). " : "bottleneck cache off, every fit cold. ")
-            + $"{Environment.ProcessorCount} cores, run {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC.");
+            + $"{cache}. {Environment.ProcessorCount} cores, run {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC.");
         var markdown = AdviseBenchmark.Markdown(result, heading, command);
         if (settings.Output is not null)
         {
