@@ -65,6 +65,9 @@ public static partial class CliApp
                     .WithDescription("Run a silo that works on cluster jobs until stopped (Ctrl-C gives its running shard back).")
                     .WithExample("cluster", "silo", "--redis", "10.0.0.5:6379", "--threads", "2");
             });
+            config.AddCommand<AdviseCommand>("advise")
+                .WithDescription("Rank backbone layers, image sizes and backbones by LogME and k-NN accuracy before training; print the train arguments of the best.")
+                .WithExample("advise", "data/sign-language-digits", "--sizes", "128,160,224");
             config.AddBranch("bench", bench =>
             {
                 bench.SetDescription("Benchmarks against plain ML.NET, measured in the same run.");
@@ -76,6 +79,8 @@ public static partial class CliApp
                     .WithDescription("Domain adaptation: every method, both directions, against source-only.");
                 bench.AddCommand<BenchClusterCommand>("cluster")
                     .WithDescription("Cluster on this box: 1 vs 2 silos of one core, overhead vs the plain engine, one silo killed at 50 %; --simulate N silos with a fake worker.");
+                bench.AddCommand<BenchAdviseCommand>("advise")
+                    .WithDescription("advise's LogME ranking vs the held-out accuracy of training every candidate (Kendall tau), and its time against training them all.");
                 bench.AddCommand<BenchMultiTaskCommand>("multi-task")
                     .WithDescription("One multi-task model vs one single-task model per task: per-task accuracy/MAE and backbone passes.");
             });

@@ -21,8 +21,6 @@ public sealed class TrainCommand : Command<TrainSettings>
         var console = CliApp.Ui(json: false);
         var runner = Runners.FirstOrDefault(r => string.Equals(r.Technique, settings.Technique, StringComparison.OrdinalIgnoreCase))
             ?? throw new UsageException($"Unknown technique '{settings.Technique}': use {string.Join(", ", Runners.Select(r => r.Technique))}.");
-        if (settings.Folder is null && settings.Manifest is null && settings.Features is null)
-            throw new UsageException("Give the training folder (or --manifest for multi-task, or --features for featurised parts).");
         if (settings.Features is not null && (settings.Folder is not null || runner is not FeatureExtractionRunner))
             throw new UsageException("--features trains feature extraction on featurised parts: give no image folder and no other technique.");
         var output = CheckOutputs(settings);

@@ -63,6 +63,11 @@ public sealed class TrainSettings : CommonSettings
     [Description("Square input size in pixels (default: the backbone's, 224 for resnet18).")]
     public int? ImageSize { get; set; }
 
+    /// <summary>Feature extraction: the stage(s) whose pooled output the head is trained on.</summary>
+    [CommandOption("--layer")]
+    [Description("Feature extraction: backbone stage whose pooled output is the feature vector, e.g. layer2, layer3 or layer4 (several, comma-separated, are concatenated). Default: the backbone's output (layer4 for resnet18). 'mltransfer advise' ranks them.")]
+    public string? Layer { get; set; }
+
     /// <summary>Cache folder.</summary>
     [CommandOption("--cache-dir")]
     [Description("Folder of the bottleneck (feature) cache.")]
@@ -185,7 +190,8 @@ public sealed class TrainSettings : CommonSettings
             technique == "domain-adaptation" && Target is null ? "Domain adaptation needs --target <folder of unlabelled target-domain images>." : null,
             technique == "multi-task-fine-tuning" ? Check.OneOf("--loss-weighting", LossWeighting, ["uncertainty", "equal", "fixed"]) : null,
             technique == "multi-task-fine-tuning" ? Check.OneOf("--gradient-balancing", GradientBalancing, ["none", "pcgrad"]) : null,
-            Folder is null && Manifest is null ? "Give the training folder (or --manifest for multi-task)." : null,
+            Folder is null && Manifest is null && Features is null ? "Give the training folder (or --manifest for multi-task, or --features for featurised parts)." : null,
+            Layer is not null && technique != "feature-extraction" ? $"--layer is an option of --technique feature-extraction, not {Technique}." : null,
             Check.Extension("--output", Output, Export.ModelFile.Extension),
             Check.Backbone(Backbone),
             Check.Fraction("--validation-fraction", ValidationFraction),

@@ -81,6 +81,14 @@ public sealed record Backbone
     public int FeatureSize { get; init; } = 512;
 
     /// <summary>
+    /// The backbone's stages by name, each mapped to the graph tensor holding its output feature map [N,C,H,W], e.g.
+    /// <c>{"block3": "conv3_out"}</c>; their pooled outputs are what <c>--layer</c> and <c>mltransfer advise</c> choose from.
+    /// Null means they are found in the graph from its residual blocks (<see cref="BackboneStages"/>: <c>layer1</c>,
+    /// <c>layer2</c>, …). The default value is null.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? Stages { get; init; }
+
+    /// <summary>
     /// The ResNet18 backbone shipped offline by the <c>Microsoft.ML.DnnImageFeaturizer.ResNet18</c> package
     /// (He et al. 2016, "Deep Residual Learning for Image Recognition"; CNTK export, BGR input minus a mean image).
     /// </summary>

@@ -38,17 +38,20 @@ public static class FeaturizerGraph
     /// <summary>Builds the fused graph for a backbone at an image size.</summary>
     /// <param name="backbone">The backbone description.</param>
     /// <param name="imageSize">Square input size in pixels; null means the backbone's native size.</param>
+    /// <param name="layers">
+    /// Stages (<see cref="BackboneStages"/>, e.g. <c>layer3</c>) whose globally pooled outputs, concatenated in this order, are
+    /// the features; the graph keeps only the nodes they need, so one run computes them all. Null means the backbone's own
+    /// output, as do the names of the one stage whose pool that output is.
+    /// </param>
     /// <returns>The fused model.</returns>
     /// <exception cref="InvalidDataException">The file is not ONNX, or names nodes it does not have.</exception>
-    public static ModelProto Build(Backbone backbone, int? imageSize = null)
+    /// <exception cref="ArgumentException">A layer is not a stage of the backbone.</exception>
+    public static ModelProto Build(Backbone backbone, int? imageSize = null, IReadOnlyList<string>? layers = null)
     {
         ArgumentNullException.ThrowIfNull(backbone);
+        var stages = BackboneStages.ForFeatures(backbone, layers);
         var size = imageSize ?? backbone.InputSize;
-        if (size is < MinImageSize or > MaxImageSize)
-            throw new ArgumentOutOfRangeException(nameof(imageSize), size, $"Image size must be between {MinImageSize} and {MaxImageSize} pixels.");
-        if (size != backbone.InputSize && backbone.SizeMultiple > 1 && size % backbone.SizeMultiple != 0)
-            throw new ArgumentOutOfRangeException(nameof(imageSize), size,
-                $"Backbone '{backbone.Name}' takes image sizes that are multiples of {backbone.SizeMultiple} (e.g. {size / backbone.SizeMultiple * backbone.SizeMultiple} or {(size / backbone.SizeMultiple + 1) * backbone.SizeMultiple}), or its native {backbone.InputSize}.");
+        CheckImageSize(backbone, size);
         var model = Load(backbone.ModelPath);
         var graph = model.Graph;
 
@@ -86,12 +89,48 @@ public static class FeaturizerGraph
         }
         for (var i = lead.Count - 1; i >= 0; i--)
             graph.Node.Insert(0, lead[i]);
-        graph.Node.Add(Node("Flatten", prefix + "flatten", [backbone.OutputName], [OutputName],
-            new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 1 }));
+        if (stages is null)
+            graph.Node.Add(Node("Flatten", prefix + "flatten", [backbone.OutputName], [OutputName],
+                new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 1 }));
+        else
+            AddLayerOutputs(graph, backbone, stages, prefix);
 
         graph.Input.Insert(0, ValueInfo(InputName, BatchDim, 3, size, size));
-        graph.Output.Add(ValueInfo(OutputName, BatchDim, backbone.FeatureSize));
+        graph.Output.Add(ValueInfo(OutputName, BatchDim, BackboneStages.FeatureSize(backbone, stages)));
         return model;
+    }
+
+    /// <summary>Throws when a backbone cannot run at an image size (too small, or not a multiple of its total stride).</summary>
+    /// <param name="backbone">The backbone.</param>
+    /// <param name="imageSize">Square input size in pixels.</param>
+    /// <exception cref="ArgumentOutOfRangeException">The size is refused, with the nearest sizes that work.</exception>
+    public static void CheckImageSize(Backbone backbone, int imageSize)
+    {
+        ArgumentNullException.ThrowIfNull(backbone);
+        if (imageSize is < MinImageSize or > MaxImageSize)
+            throw new ArgumentOutOfRangeException(nameof(imageSize), imageSize, $"Image size must be between {MinImageSize} and {MaxImageSize} pixels.");
+        if (imageSize != backbone.InputSize && backbone.SizeMultiple > 1 && imageSize % backbone.SizeMultiple != 0)
+            throw new ArgumentOutOfRangeException(nameof(imageSize), imageSize,
+                $"Backbone '{backbone.Name}' takes image sizes that are multiples of {backbone.SizeMultiple} (e.g. {imageSize / backbone.SizeMultiple * backbone.SizeMultiple} or {(imageSize / backbone.SizeMultiple + 1) * backbone.SizeMultiple}), or its native {backbone.InputSize}.");
+    }
+
+    private static void AddLayerOutputs(GraphProto graph, Backbone backbone, IReadOnlyList<BackboneStage> stages, string prefix)
+    {
+        var parts = new List<string>();
+        for (var i = 0; i < stages.Count; i++)
+        {
+            var part = stages.Count == 1 ? OutputName : $"{prefix}layer{i}";
+            if (stages[i].IsOutput)
+                graph.Node.Add(Node("Flatten", $"{prefix}layer{i}_flatten", [backbone.OutputName], [part],
+                    new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 1 }));
+            else
+                BackboneStages.AddPooledOutput(graph, stages[i].Tensor, part, $"{prefix}layer{i}_");
+            parts.Add(part);
+        }
+        if (parts.Count > 1)
+            graph.Node.Add(Node("Concat", prefix + "concat_layers", [.. parts], [OutputName],
+                new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 1 }));
+        BackboneStages.KeepOnly(graph, [OutputName]);
     }
 
     /// <summary>
@@ -105,18 +144,22 @@ public static class FeaturizerGraph
     /// <param name="imageSize">Square input size; null means the backbone's native size.</param>
     /// <param name="folder">Where to keep the file; null means <see cref="DefaultFolder"/>.</param>
     /// <exception cref="InvalidDataException">The graph's output does not have <see cref="Backbone.FeatureSize"/> values per image.</exception>
-    public static string Materialize(Backbone backbone, int? imageSize = null, string? folder = null)
+    /// <param name="layers">Stages whose pooled outputs are the features (see <see cref="Build"/>); null means the backbone's output.</param>
+    public static string Materialize(Backbone backbone, int? imageSize = null, string? folder = null, IReadOnlyList<string>? layers = null)
     {
         ArgumentNullException.ThrowIfNull(backbone);
         folder ??= DefaultFolder;
         var size = imageSize ?? backbone.InputSize;
-        var key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"v1|{backbone.Identity}|{size}|{backbone.FeatureSize}")))[..20].ToLowerInvariant();
-        var path = Path.Combine(folder, $"{backbone.Name}-{size}px-{key}.onnx");
+        var stages = BackboneStages.ForFeatures(backbone, layers);
+        var layerKey = stages is null ? "" : "|layers:" + string.Join(",", stages.Select(s => s.IsOutput ? "<output>" : s.Tensor));
+        var layerName = stages is null ? "" : "-" + string.Join("+", stages.Select(s => SafeName(s.Name)));
+        var key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"v1|{backbone.Identity}|{size}|{backbone.FeatureSize}{layerKey}")))[..20].ToLowerInvariant();
+        var path = Path.Combine(folder, $"{backbone.Name}-{size}px{layerName}-{key}.onnx");
         if (!File.Exists(path))
         {
-            var model = Build(backbone, size);
+            var model = Build(backbone, size, layers);
             var bytes = model.ToByteArray();
-            CheckOutputLength(backbone, size, bytes);
+            CheckOutputLength(backbone, size, bytes, BackboneStages.FeatureSize(backbone, BackboneStages.ForFeatures(backbone, layers)), layers);
             AtomicFile.WriteAllBytes(path, bytes);
             TrimFolder(folder, DefaultMaxFolderBytes, keep: path);
         }
@@ -170,7 +213,7 @@ public static class FeaturizerGraph
         return deleted;
     }
 
-    private static void CheckOutputLength(Backbone backbone, int size, byte[] graph)
+    private static void CheckOutputLength(Backbone backbone, int size, byte[] graph, int expected, IReadOnlyList<string>? layers)
     {
         Featurization.OnnxRuntimeEnvironment.EnsureConfigured();
         int length;
@@ -189,7 +232,10 @@ public static class FeaturizerGraph
             throw new InvalidDataException(
                 $"Backbone '{backbone.Name}' ('{backbone.ModelPath}') does not run at {size} px: {FirstLine(e.Message)}", e);
         }
-        if (length != backbone.FeatureSize)
+        if (length != expected && layers is not null)
+            throw new InvalidDataException(
+                $"Backbone '{backbone.Name}': the pooled outputs of {string.Join(", ", layers)} give {length} values per image at {size} px, not the {expected} their channels add up to.");
+        if (length != expected)
             throw new InvalidDataException(
                 $"Backbone '{backbone.Name}': its spec says featureSize {backbone.FeatureSize}, but output '{backbone.OutputName}' of '{backbone.ModelPath}' " +
                 $"gives {length} values per image at {size} px. Set \"featureSize\": {length} in the spec.");
@@ -334,6 +380,8 @@ public static class FeaturizerGraph
             Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float, Shape = shape } },
         };
     }
+
+    private static string SafeName(string name) => new(name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' ? c : '_').ToArray());
 
     private static string Names(IEnumerable<ValueInfoProto> values) => string.Join(", ", values.Select(v => $"'{v.Name}'"));
 }

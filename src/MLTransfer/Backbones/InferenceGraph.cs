@@ -386,9 +386,9 @@ public static class InferenceGraph
     }
 
     // Height (= width) of every tensor whose size follows from the input's through Conv, pooling and element-wise ops.
-    private static Dictionary<string, int> SpatialSizes(GraphProto graph, int imageSize)
+    internal static Dictionary<string, int> SpatialSizes(GraphProto graph, int imageSize, string inputName = FeaturizerGraph.InputName)
     {
-        var sizes = new Dictionary<string, int> { [FeaturizerGraph.InputName] = imageSize };
+        var sizes = new Dictionary<string, int> { [inputName] = imageSize };
         foreach (var node in graph.Node)
         {
             int? result = null;

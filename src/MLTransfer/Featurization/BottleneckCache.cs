@@ -15,7 +15,8 @@ namespace MLTransfer.Featurization;
 /// <remarks>
 /// <para>
 /// An entry is keyed by the SHA-256 of the image file's content and by a <em>context</em> (see <see cref="ContextKey"/>):
-/// the backbone's <see cref="Backbone.Identity"/>, the image size, the feature length and <see cref="GraphVersion"/>.
+/// the backbone's <see cref="Backbone.Identity"/>, the image size, the feature length, the stage whose pooled output the
+/// features are (for features of an earlier layer than the backbone's output) and <see cref="GraphVersion"/>.
 /// Renaming or moving an image keeps its entry; changing one byte of it makes a new one.
 /// </para>
 /// <para>
@@ -85,18 +86,22 @@ public sealed partial class BottleneckCache
     public long CorruptEntries => Interlocked.Read(ref _corrupt);
 
     /// <summary>
-    /// The context part of every key: a short hash of the backbone identity, image size, feature length and
-    /// <see cref="GraphVersion"/>. Features computed under different contexts never mix.
+    /// The context part of every key: a short hash of the backbone identity, image size, feature length, stage and
+    /// <see cref="GraphVersion"/>. Features computed under different contexts never mix (layer3 features never come back for layer4).
     /// </summary>
     /// <param name="backbone">The backbone.</param>
     /// <param name="imageSize">Square image size fed to the backbone.</param>
     /// <param name="graphVariant">Names a rewritten form of the graph whose features differ by float rounding (e.g. the engine's
     /// optimised graph); null means the plain fused graph.</param>
-    public static string ContextKey(Backbone backbone, int imageSize, string? graphVariant = null)
+    /// <param name="stage">The stage whose pooled output the features are (<see cref="BackboneStages"/>); null, or the stage whose
+    /// pool is the backbone's output, means the backbone's output.</param>
+    public static string ContextKey(Backbone backbone, int imageSize, string? graphVariant = null, BackboneStage? stage = null)
     {
         ArgumentNullException.ThrowIfNull(backbone);
-        var text = $"graph-v{GraphVersion}|{backbone.Identity}|{imageSize}px|{backbone.FeatureSize}" + (graphVariant is null ? "" : "|" + graphVariant);
-        var name = new string(backbone.Name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-' ? c : '_').ToArray());
+        var text = $"graph-v{GraphVersion}|{backbone.Identity}|{imageSize}px|{backbone.FeatureSize}" + (graphVariant is null ? "" : "|" + graphVariant)
+            + (stage is null or { IsOutput: true } ? "" : $"|stage:{stage.Tensor}:{stage.Channels}");
+        var label = stage is null or { IsOutput: true } ? backbone.Name : $"{backbone.Name}-{stage.Name}";
+        var name = new string(label.Select(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-' ? c : '_').ToArray());
         if (name.Length == 0)
             name = "backbone";
         return $"{name}-{imageSize}px-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..16];

@@ -7,6 +7,13 @@ public sealed class FeaturizerOptions
     public int? ImageSize { get; set; }
 
     /// <summary>
+    /// Backbone stages (<see cref="Backbones.BackboneStages"/>, e.g. <c>layer3</c>) whose globally pooled outputs, concatenated in
+    /// this order, are the features; all of them come from one backbone pass per image, and each is cached on its own. Null means
+    /// the backbone's own output (for ResNet18 the same as <c>layer4</c>). The default value is null.
+    /// </summary>
+    public IReadOnlyList<string>? Layers { get; set; }
+
+    /// <summary>
     /// Cache folder: the on-disk bottleneck cache, and fused graphs in its <c>graphs/</c> sub-folder unless <see cref="GraphDirectory"/>
     /// is set; null means the default cache folder (<see cref="IO.CacheLocation.Default"/>). The default value is null.
     /// </summary>

@@ -28,7 +28,7 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
     private readonly FeaturizerOptions _options;
     private readonly Lazy<InferenceSession> _session;
     private readonly BottleneckCache? _cache;
-    private readonly Lazy<string> _cacheContext;
+    private readonly Lazy<string[]> _cacheContexts;
     private readonly Lazy<string> _executionGraphPath;
     private readonly ConcurrentBag<float[]> _pixelBuffers = new();
     private readonly ConcurrentBag<Batch> _batches = new();
@@ -51,12 +51,16 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
             _cache = new BottleneckCache(_options.CacheDirectory, _options.CacheMaxBytes);
             IO.CacheLocation.CheckUsable(_cache.Directory);
         }
-        FeatureSize = backbone.FeatureSize;
-        GraphPath = FeaturizerGraph.Materialize(backbone, ImageSize, _options.EffectiveGraphDirectory);
+        var stages = BackboneStages.ForFeatures(backbone, _options.Layers);
+        Layers = FeatureLayer.Of(backbone, stages);
+        FeatureSize = BackboneStages.FeatureSize(backbone, stages);
+        GraphPath = FeaturizerGraph.Materialize(backbone, ImageSize, _options.EffectiveGraphDirectory, _options.Layers);
         _executionGraphPath = new Lazy<string>(() => _options.OptimizeGraph ? InferenceGraph.Materialize(GraphPath, ImageSize) : GraphPath,
             LazyThreadSafetyMode.ExecutionAndPublication);
         _session = new Lazy<InferenceSession>(CreateSession, LazyThreadSafetyMode.ExecutionAndPublication);
-        _cacheContext = new Lazy<string>(() => BottleneckCache.ContextKey(Backbone, ImageSize, _options.OptimizeGraph ? InferenceGraph.VariantName() : null));
+        _cacheContexts = new Lazy<string[]>(() => Layers
+            .Select(l => BottleneckCache.ContextKey(Backbone, ImageSize, _options.OptimizeGraph ? InferenceGraph.VariantName() : null, l.Stage))
+            .ToArray());
     }
 
     /// <inheritdoc />
@@ -72,13 +76,23 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
     public string GraphPath { get; }
 
     /// <summary>
+    /// The parts of each feature vector, in order: one per entry of <see cref="FeaturizerOptions.Layers"/>, or the backbone's
+    /// output alone. Each part is cached under its own context, so features of one layer are found again by any featuriser
+    /// that reads that layer.
+    /// </summary>
+    public IReadOnlyList<FeatureLayer> Layers { get; }
+
+    /// <summary>
     /// The graph the ONNX Runtime session runs: <see cref="GraphPath"/> rewritten by <see cref="InferenceGraph"/> when
     /// <see cref="FeaturizerOptions.OptimizeGraph"/> is on (written on first use), else <see cref="GraphPath"/> itself.
     /// </summary>
     public string ExecutionGraphPath => _executionGraphPath.Value;
 
-    /// <summary>The context part of this engine's bottleneck cache keys (see <see cref="BottleneckCache.ContextKey"/>).</summary>
-    public string CacheContext => _cacheContext.Value;
+    /// <summary>The context part of this engine's bottleneck cache keys for its first layer (see <see cref="BottleneckCache.ContextKey"/>).</summary>
+    public string CacheContext => _cacheContexts.Value[0];
+
+    /// <summary>The context part of this engine's bottleneck cache keys, one per entry of <see cref="Layers"/>.</summary>
+    public IReadOnlyList<string> CacheContexts => _cacheContexts.Value;
 
     /// <summary>The bottleneck cache in use, or null when <see cref="FeaturizerOptions.UseCache"/> is false.</summary>
     public BottleneckCache? Cache => _cache;
@@ -140,7 +154,7 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
         var plane = ImagePreprocessor.PixelCount(ImageSize);
         var decodeThreads = Math.Min(_options.EffectiveDecodeThreads, count);
         var streams = Math.Clamp(_options.EffectiveInferenceThreads, 1, (count + batchSize - 1) / batchSize);
-        var context = _cache is null ? null : _cacheContext.Value;
+        var context = _cache is null ? null : _cacheContexts.Value;
         var pixelBuffers = _pixelBuffers; // reused across calls, so repeated calls allocate no new large buffers
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var decoded = new BlockingCollection<WorkItem>(boundedCapacity: Math.Max(2, batchSize * 2));
@@ -276,7 +290,7 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
         }
     }
 
-    private WorkItem Prepare(int index, string path, string? context, int plane, ConcurrentBag<float[]> buffers)
+    private WorkItem Prepare(int index, string path, string[]? context, int plane, ConcurrentBag<float[]> buffers)
     {
         byte[] bytes;
         try
@@ -294,7 +308,7 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
         if (_cache is not null && context is not null)
         {
             hash = BottleneckCache.ContentHash(bytes);
-            if (_cache.TryGet(context, hash, FeatureSize, out var cached))
+            if (TryGetCached(_cache, context, hash) is { } cached)
                 return new WorkItem(index, null, cached, hash, null);
         }
 
@@ -317,7 +331,22 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
         return new WorkItem(index, pixels, null, hash, null);
     }
 
-    private void RunBatch(Batch batch, float[]?[] features, string? context)
+    // Features from the cache when every layer of them is there, else null.
+    private float[]? TryGetCached(BottleneckCache cache, string[] contexts, byte[] hash)
+    {
+        if (Layers.Count == 1)
+            return cache.TryGet(contexts[0], hash, FeatureSize, out var single) ? single : null;
+        var features = new float[FeatureSize];
+        for (var l = 0; l < Layers.Count; l++)
+        {
+            if (!cache.TryGet(contexts[l], hash, Layers[l].Length, out var part))
+                return null;
+            part.CopyTo(features.AsSpan(Layers[l].Offset));
+        }
+        return features;
+    }
+
+    private void RunBatch(Batch batch, float[]?[] features, string[]? context)
     {
         var session = _session.Value;
         var shape = new long[] { batch.Count, 3, ImageSize, ImageSize };
@@ -334,7 +363,8 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
             {
                 try
                 {
-                    _cache.Put(context, hash, vector);
+                    for (var l = 0; l < Layers.Count; l++)
+                        _cache.Put(context[l], hash, vector.AsSpan(Layers[l].Offset, Layers[l].Length));
                 }
                 catch (IOException)
                 {

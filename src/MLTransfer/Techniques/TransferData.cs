@@ -73,8 +73,9 @@ public static class TransferData
     /// <param name="backbone">The backbone; null means ResNet18.</param>
     /// <param name="imageSize">Square image size; null means the backbone's.</param>
     /// <param name="graphDirectory">Where fused graphs are kept; null means the default.</param>
+    /// <param name="layers">Stages whose pooled outputs are the features (<see cref="Featurization.FeaturizerOptions.Layers"/>); null means the backbone's output.</param>
     public static SchemaShape ClassifierOutputSchema(MLContext mlContext, SchemaShape inputSchema, Backbones.Backbone? backbone, int? imageSize,
-        string? graphDirectory = null)
+        string? graphDirectory = null, IReadOnlyList<string>? layers = null)
     {
         ArgumentNullException.ThrowIfNull(mlContext);
         if (!inputSchema.Any(c => c.Name == ImagePipeline.ImagePathColumn))
@@ -83,7 +84,7 @@ public static class TransferData
             throw new ArgumentException($"The input needs a '{LabelColumn}' text column.");
         backbone ??= Backbones.Backbone.ResNet18();
         var size = imageSize ?? backbone.InputSize;
-        var graph = Backbones.FeaturizerGraph.Materialize(backbone, size, graphDirectory);
+        var graph = Backbones.FeaturizerGraph.Materialize(backbone, size, graphDirectory, layers);
         return ImagePipeline.Create(mlContext, size, graph)
             .Append(mlContext.Transforms.Conversion.MapValueToKey(LabelColumn))
             .Append(mlContext.MulticlassClassification.Trainers.LbfgsMaximumEntropy(LabelColumn, ImagePipeline.FeaturesColumn))

@@ -40,6 +40,51 @@ public class CliTests
     }
 
     [Test]
+    public void Should_advise_as_one_json_object_whose_train_args_train_the_winner()
+    {
+        var (code, output, error) = Run("advise", _train, "--sizes", "32,64", "--cache-dir", Shared.CacheDir, "--json");
+        Assert.That(code, Is.Zero, error);
+        using var json = JsonDocument.Parse(output);
+        var candidates = json.RootElement.GetProperty("candidates").EnumerateArray().ToList();
+        Assert.That(candidates, Has.Count.EqualTo(6));
+        Assert.That(candidates.Select(c => c.GetProperty("rank").GetInt32()), Is.EqualTo(Enumerable.Range(1, 6)));
+        Assert.That(candidates.Select(c => c.GetProperty("logme").GetDouble()), Is.Ordered.Descending);
+        foreach (var c in candidates)
+        {
+            Assert.That(c.GetProperty("backbone").GetString(), Is.EqualTo("resnet18"));
+            Assert.That(c.GetProperty("layer").GetString(), Is.AnyOf("layer2", "layer3", "layer4"));
+            Assert.That(c.GetProperty("image_size").GetInt32(), Is.AnyOf(32, 64));
+            Assert.That(c.GetProperty("knn_accuracy").GetDouble(), Is.InRange(0.0, 1.0));
+            Assert.That(c.GetProperty("seconds").GetDouble(), Is.GreaterThan(0));
+        }
+        var best = json.RootElement.GetProperty("best");
+        var trainArgs = best.GetProperty("train_args").GetString()!;
+        Assert.That(trainArgs, Is.EqualTo($"--layer {candidates[0].GetProperty("layer").GetString()} --image-size {candidates[0].GetProperty("image_size").GetInt32()}"));
+
+        var model = Path.Combine(TestData.TempFolder(), "advised.zip");
+        (code, _, error) = Run(["train", _train, .. trainArgs.Split(' '), "--output", model, "--cache-dir", Shared.CacheDir, "--no-plots"]);
+        Assert.That(code, Is.Zero, error);
+        var (predictCode, prediction, predictError) = Run("predict", model, TestData.SampleImage("7", 15), "--json");
+        Assert.That(predictCode, Is.Zero, predictError);
+        Assert.That(prediction, Does.Contain("\"7\"").Or.Contain("\"0\"").Or.Contain("\"2\""));
+    }
+
+    [Test]
+    public void Should_refuse_bad_advise_sizes_and_a_layer_for_another_technique_as_usage_errors()
+    {
+        var (code, _, error) = Run("advise", _train, "--sizes", "128,abc");
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(error, Does.Contain("--sizes"));
+        (code, _, error) = Run("train", _train, "--technique", "multi-task", "--layer", "layer3");
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(error, Does.Contain("--layer").And.Contain("feature-extraction"));
+        (code, _, error) = Run("train", _train, "--layer", "layer9", "--image-size", "64", "--output", Path.Combine(TestData.TempFolder(), "m.zip"));
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(error.Trim().Split('\n'), Has.Length.EqualTo(1), error);
+        Assert.That(error, Does.Contain("layer9").And.Contain("layer1, layer2, layer3, layer4"));
+    }
+
+    [Test]
     public void Should_write_the_model_and_a_confusion_plot()
     {
         Assert.That(File.Exists(_model));

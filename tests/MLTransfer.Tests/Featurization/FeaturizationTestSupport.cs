@@ -16,10 +16,11 @@ internal static class FeaturizationTestSupport
     public const int Size = 64;
 
     public static OnnxImageFeaturizer Engine(string? cacheDirectory, int decodeThreads = 1, int batchSize = 4, int size = Size,
-        long cacheMaxBytes = BottleneckCache.DefaultMaxBytes, int inferenceThreads = 1) =>
+        long cacheMaxBytes = BottleneckCache.DefaultMaxBytes, int inferenceThreads = 1, IReadOnlyList<string>? layers = null) =>
         new(Backbone.ResNet18(), new FeaturizerOptions
         {
             ImageSize = size,
+            Layers = layers,
             BatchSize = batchSize,
             DecodeThreads = decodeThreads,
             InferenceThreads = inferenceThreads,

@@ -71,12 +71,19 @@ public static class RunnerSupport
 
     /// <summary>Engine options from the settings.</summary>
     /// <param name="settings">Parsed settings.</param>
-    public static FeaturizerOptions Engine(TrainSettings settings) => new()
+    /// <param name="withLayers">Whether the technique reads <c>--layer</c> (feature extraction).</param>
+    public static FeaturizerOptions Engine(TrainSettings settings, bool withLayers = false) => new()
     {
         ImageSize = settings.ImageSize,
         CacheDirectory = settings.CacheDir,
         UseCache = !settings.NoCache,
+        Layers = withLayers ? Layers(settings.Layer) : null,
     };
+
+    /// <summary>Stage names from a comma-separated <c>--layer</c> value; null when none are given.</summary>
+    /// <param name="value">The option's value.</param>
+    public static IReadOnlyList<string>? Layers(string? value) =>
+        value?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) is { Length: > 0 } names ? names : null;
 
     /// <summary>Resolves the backbone.</summary>
     /// <param name="settings">Parsed settings.</param>
@@ -139,7 +146,7 @@ public static class RunnerSupport
     }
 
     /// <summary>An <see cref="IProgress{T}"/> that reports synchronously on the calling thread.</summary>
-    private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
     {
         private readonly object _gate = new();
 

@@ -17,6 +17,7 @@ namespace MLTransfer.Techniques.FeatureExtraction;
 /// <remarks>
 /// <list type="table">
 /// <item><term>What it does</term><description>featurises each image once (bottleneck cache on disk), trains the head on the vectors.</description></item>
+/// <item><term>Features</term><description>the backbone's pooled output, or the pooled output of earlier stages (<see cref="FeaturizerOptions.Layers"/>, e.g. <c>layer3</c>: early layers often transfer better to digits or textures; <see cref="Selection.Advisor"/> helps choose).</description></item>
 /// <item><term>Normalisation</term><description>none needed from the user; the backbone's preprocessing is part of its graph.</description></item>
 /// <item><term>Exported model</term><description><c>ImagePath</c> → ML.NET image transforms → ONNX backbone → ML.NET head: <c>PredictedLabel</c>, <c>Score</c>.</description></item>
 /// </list>
@@ -174,5 +175,6 @@ public sealed class FeatureExtractionEstimator : IEstimator<TransferModel>
 
     /// <inheritdoc />
     public SchemaShape GetOutputSchema(SchemaShape inputSchema) =>
-        TransferData.ClassifierOutputSchema(_mlContext, inputSchema, _options.Backbone, _options.Engine.ImageSize, _options.Engine.EffectiveGraphDirectory);
+        TransferData.ClassifierOutputSchema(_mlContext, inputSchema, _options.Backbone, _options.Engine.ImageSize, _options.Engine.EffectiveGraphDirectory,
+            _options.Engine.Layers);
 }

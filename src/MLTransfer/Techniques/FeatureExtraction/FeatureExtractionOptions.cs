@@ -34,7 +34,7 @@ public sealed class FeatureExtractionOptions
     /// <summary>Options of the <see cref="HeadKind.ImageClassification"/> head. The default value is a new <see cref="ImageClassificationHeadOptions"/>.</summary>
     public ImageClassificationHeadOptions ImageClassification { get; set; } = new();
 
-    /// <summary>Featurisation engine options (image size, cache, threads). The default value is a new <see cref="FeaturizerOptions"/>.</summary>
+    /// <summary>Featurisation engine options (image size, layers, cache, threads). The default value is a new <see cref="FeaturizerOptions"/>.</summary>
     public FeaturizerOptions Engine { get; set; } = new();
 
     /// <summary>Share of each class held out to report validation metrics; 0 trains on everything. The default value is 0.1.</summary>

@@ -38,6 +38,26 @@ public class FeatureExtractionTests
     }
 
     [Test]
+    public void Should_train_on_an_earlier_layer_and_export_it_like_the_default()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = TestData.SampleSubset(8, Classes);
+        var probes = TestData.SampleSubset(1, Classes).Select(e => e.ImagePath).Append(TestData.SampleImage("5", 12)).ToList();
+        var options = Options(HeadKind.LbfgsMaximumEntropy);
+        options.Engine.ImageSize = 64;
+        options.Engine.Layers = ["layer3"];
+        var model = EstimatorChecks.Run(ml, ml.Transfer().FeatureExtraction(options), train, probes);
+
+        var features = model.Transform(ml.Data.LoadFromEnumerable(probes.Select(p => new ImageExample { ImagePath = p, Label = "" })))
+            .GetColumn<VBuffer<float>>("Features").First();
+        Assert.That(features.Length, Is.EqualTo(256), "layer3's pooled output, not the 512 of layer4");
+        using var layer3 = new OnnxImageFeaturizer(MLTransfer.Backbones.Backbone.ResNet18(),
+            new FeaturizerOptions { ImageSize = 64, Layers = ["layer3"], CacheDirectory = Shared.CacheDir });
+        var engine = layer3.Featurize([probes[0]]).Features[0]!;
+        Assert.That(features.DenseValues().Zip(engine, (a, b) => Math.Abs(a - b)).Max(), Is.LessThan(1e-4), "the exported pipeline computes the features the head was trained on");
+    }
+
+    [Test]
     public void Should_classify_held_out_sample_images_well_above_chance()
     {
         var ml = new MLContext(seed: 1);

@@ -1,0 +1,273 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MLTransfer.Data;
+using MLTransfer.Featurization;
+using MLTransfer.Selection;
+using MLTransfer.Techniques;
+using MLTransfer.Techniques.FeatureExtraction;
+
+namespace MLTransfer.Benchmarks;
+
+/// <summary>One candidate of the advise benchmark: what advise predicted and what training it actually gave.</summary>
+/// <param name="Candidate">The candidate as advise scored it.</param>
+/// <param name="HeldOutAccuracy">Micro-accuracy on the test images of feature extraction trained on this candidate.</param>
+/// <param name="TrainSeconds">Wall time of that training (featurisation of the training images included, cache off).</param>
+public sealed record AdviseBenchmarkRow(AdviceCandidate Candidate, double HeldOutAccuracy, double TrainSeconds);
+
+/// <summary>Everything the advise benchmark measured on one dataset.</summary>
+public sealed class AdviseBenchmarkResult
+{
+    /// <summary>Training images.</summary>
+    public int TrainCount { get; init; }
+
+    /// <summary>Test images.</summary>
+    public int TestCount { get; init; }
+
+    /// <summary>What advise found (on the training images).</summary>
+    public required Advice Advice { get; init; }
+
+    /// <summary>Per candidate, in advise's order.</summary>
+    public required IReadOnlyList<AdviseBenchmarkRow> Rows { get; init; }
+
+    /// <summary>Kendall τ-b between LogME scores and held-out accuracies.</summary>
+    public double KendallLogMe { get; init; }
+
+    /// <summary>Kendall τ-b between k-NN leave-one-out accuracies and held-out accuracies.</summary>
+    public double KendallKnn { get; init; }
+
+    /// <summary>Wall time of advise (cache off).</summary>
+    public double AdviseSeconds => Advice.Seconds;
+
+    /// <summary>Wall time of training every candidate.</summary>
+    public double TrainAllSeconds => Rows.Sum(r => r.TrainSeconds);
+
+    /// <summary>How many times faster advise was than training every candidate.</summary>
+    public double SpeedUp => TrainAllSeconds / AdviseSeconds;
+
+    /// <summary>
+    /// Whether every candidate was trained cold and timed; when false the fits read features from a shared scratch cache, so
+    /// <see cref="TrainAllSeconds"/> counts the heads only and <see cref="SpeedUp"/> is not a measurement.
+    /// </summary>
+    public bool TrainingTimed { get; init; } = true;
+
+    /// <summary>The candidate advise ranked first.</summary>
+    public AdviseBenchmarkRow Advised => Rows[0];
+
+    /// <summary>The default configuration (the backbone's own output at its native size), when it is among the candidates.</summary>
+    public AdviseBenchmarkRow? Default { get; init; }
+
+    /// <summary>The candidate with the best held-out accuracy.</summary>
+    public AdviseBenchmarkRow Oracle => Rows.OrderByDescending(r => r.HeldOutAccuracy).First();
+
+    /// <summary>advise run again with other sample sizes, against the same held-out accuracies.</summary>
+    public IReadOnlyList<AdviseSampleRun> OtherSamples { get; init; } = [];
+}
+
+/// <summary>advise with another sample size, measured against the same trained candidates.</summary>
+/// <param name="MaxImages">The sample size (<see cref="AdviseOptions.MaxImages"/>).</param>
+/// <param name="Advice">What advise found.</param>
+/// <param name="KendallLogMe">Kendall τ-b between its LogME scores and the held-out accuracies.</param>
+/// <param name="KendallKnn">Kendall τ-b between its k-NN accuracies and the held-out accuracies.</param>
+/// <param name="SpeedUp">Training every candidate's time over this advise run's.</param>
+/// <param name="AdvisedAccuracy">Held-out accuracy of the candidate it ranked first.</param>
+public sealed record AdviseSampleRun(int MaxImages, Advice Advice, double KendallLogMe, double KendallKnn, double SpeedUp, double AdvisedAccuracy);
+
+/// <summary>
+/// Measures <see cref="Advisor"/> against what it predicts: advise runs on the training images, then feature extraction
+/// (ML.NET L-BFGS maximum entropy, the default head) is trained on every candidate and scored on held-out test images.
+/// Reports Kendall's τ between the LogME ranking (and the k-NN one) and the held-out accuracies, the time of advise
+/// against training every candidate, and the held-out accuracy of the advised candidate against the default. The
+/// bottleneck cache is off throughout, so each fit pays for its own featurisation as a first run would.
+/// </summary>
+public static class AdviseBenchmark
+{
+    /// <summary>Runs the benchmark.</summary>
+    /// <param name="train">Labelled training images.</param>
+    /// <param name="test">Labelled test images (classes among the training ones).</param>
+    /// <param name="options">Advise options (candidates, sample size); its engine's cache is turned off.</param>
+    /// <param name="seed">Seed of the heads.</param>
+    /// <param name="log">Receives progress lines; may be null.</param>
+    /// <param name="otherSampleSizes">Further values of <see cref="AdviseOptions.MaxImages"/> to run advise with, measured against the same training runs.</param>
+    /// <param name="timeTraining">
+    /// Whether each candidate's training runs cold and timed, as a user's first run would (the default). When false the training
+    /// and test images are featurised once per size for all layers into a scratch bottleneck cache that every fit then reads:
+    /// the same features and held-out accuracies in about a third of the time, but <see cref="AdviseBenchmarkRow.TrainSeconds"/>
+    /// is then the head's training alone and <see cref="AdviseBenchmarkResult.SpeedUp"/> is not a measurement. advise then writes
+    /// that cache too (its time is still measured, but is not a cold run's when the cache already holds the images).
+    /// </param>
+    /// <param name="cacheDirectory">The cache folder of the untimed mode; null means a fresh scratch folder, deleted at the end.</param>
+    public static AdviseBenchmarkResult Run(IReadOnlyList<ImageExample> train, IReadOnlyList<ImageExample> test, AdviseOptions options, int seed,
+        Action<string>? log = null, IReadOnlyList<int>? otherSampleSizes = null, bool timeTraining = true, string? cacheDirectory = null)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        ArgumentNullException.ThrowIfNull(test);
+        ArgumentNullException.ThrowIfNull(options);
+        var scratch = timeTraining ? null : Path.Combine(Path.GetTempPath(), "mltransfer", $"bench-advise-{Guid.NewGuid():N}");
+        options.Engine = options.Engine.Clone();
+        options.Engine.UseCache = !timeTraining;
+        options.Engine.CacheDirectory = cacheDirectory ?? scratch;
+        options.Log ??= log;
+        AdviseBenchmarkResult result;
+        try
+        {
+            log?.Invoke($"advise on {train.Count} training images");
+            var advice = Advisor.Advise(train, options);
+            log?.Invoke(string.Create(CultureInfo.InvariantCulture, $"advise took {advice.Seconds:F1} s; best {advice.Best.Layer} at {advice.Best.ImageSize} px"));
+            var ml = new MLContext(seed: seed);
+            var heads = new Dictionary<AdviceCandidate, (ITransformer Head, double Seconds)>();
+            var trainEngine = options.Engine;
+            if (!timeTraining)
+            {
+                foreach (var pass in advice.Candidates.GroupBy(c => (c.Backbone, c.ImageSize)))
+                {
+                    log?.Invoke($"featurising {train.Count} training images into the scratch cache with {pass.Key.Backbone.Name} at {pass.Key.ImageSize} px");
+                    using var featurizer = AllLayers(pass.Key.Backbone, pass.Key.ImageSize, pass.ToList(), trainEngine);
+                    featurizer.Featurize(train.Select(e => e.ImagePath).ToList());
+                }
+            }
+            foreach (var candidate in advice.Candidates)
+            {
+                log?.Invoke($"training feature extraction on {candidate.Backbone.Name} {candidate.Layer} at {candidate.ImageSize} px");
+                var engine = trainEngine.Clone();
+                engine.ImageSize = candidate.ImageSize;
+                engine.Layers = candidate.IsStage ? [candidate.Layer] : null;
+                var clock = Stopwatch.StartNew();
+                var model = ml.Transfer().FeatureExtraction(new FeatureExtractionOptions
+                {
+                    Backbone = candidate.Backbone, Engine = engine, ValidationFraction = 0, Seed = seed,
+                }).Fit(ml.Data.LoadFromEnumerable(train));
+                heads[candidate] = (((TransformerChain<ITransformer>)model.Chain).Last(), clock.Elapsed.TotalSeconds);
+            }
+
+            var accuracy = new Dictionary<AdviceCandidate, double>();
+            foreach (var pass in advice.Candidates.GroupBy(c => (c.Backbone, c.ImageSize)))
+            {
+                log?.Invoke($"featurising {test.Count} test images with {pass.Key.Backbone.Name} at {pass.Key.ImageSize} px");
+                using var featurizer = AllLayers(pass.Key.Backbone, pass.Key.ImageSize, pass.ToList(), options.Engine);
+                var featurized = featurizer.Featurize(test.Select(e => e.ImagePath).ToList());
+                var read = Enumerable.Range(0, test.Count).Where(i => featurized.Features[i] is not null).ToList();
+                foreach (var candidate in pass)
+                {
+                    var layer = featurizer.Layers.Single(l => l.Name == candidate.Layer);
+                    var features = read.Select(i => layer.Slice(featurized.Features[i]!)).ToList();
+                    var predicted = heads[candidate].Head.Transform(FeatureRows.ToDataView(ml, features, null, null))
+                        .GetColumn<ReadOnlyMemory<char>>("PredictedLabel").Select(p => p.ToString()).ToList();
+                    accuracy[candidate] = (double)read.Where((i, k) => predicted[k] == test[i].Label).Count() / test.Count;
+                }
+            }
+
+            var rows = advice.Candidates.Select(c => new AdviseBenchmarkRow(c, accuracy[c], heads[c].Seconds)).ToList();
+            var trainAll = rows.Sum(r => r.TrainSeconds);
+            var others = new List<AdviseSampleRun>();
+            foreach (var size in otherSampleSizes ?? [])
+            {
+                options.MaxImages = size;
+                log?.Invoke($"advise with a sample of {size}");
+                var other = Advisor.Advise(train, options);
+                double Accuracy(AdviceCandidate c) => accuracy.First(a => a.Key.Backbone == c.Backbone && a.Key.Layer == c.Layer && a.Key.ImageSize == c.ImageSize).Value;
+                var held = other.Candidates.Select(Accuracy).ToList();
+                others.Add(new AdviseSampleRun(size, other, KendallTau(other.Candidates.Select(c => c.LogMe).ToList(), held),
+                    KendallTau(other.Candidates.Select(c => c.KnnAccuracy).ToList(), held), trainAll / other.Seconds, held[0]));
+            }
+            var first = advice.Candidates[0].Backbone;
+            var defaultLayer = Backbones.BackboneStages.Of(first).FirstOrDefault(s => s.IsOutput)?.Name ?? FeatureLayer.OutputName;
+            result = new AdviseBenchmarkResult
+            {
+                TrainCount = train.Count,
+                TestCount = test.Count,
+                Advice = advice,
+                Rows = rows,
+                KendallLogMe = KendallTau(rows.Select(r => r.Candidate.LogMe).ToList(), rows.Select(r => r.HeldOutAccuracy).ToList()),
+                KendallKnn = KendallTau(rows.Select(r => r.Candidate.KnnAccuracy).ToList(), rows.Select(r => r.HeldOutAccuracy).ToList()),
+                Default = rows.FirstOrDefault(r => ReferenceEquals(r.Candidate.Backbone, first) && r.Candidate.Layer == defaultLayer
+                    && r.Candidate.ImageSize == first.InputSize),
+                OtherSamples = others,
+                TrainingTimed = timeTraining,
+            };
+        }
+        finally
+        {
+            if (scratch is not null && Directory.Exists(scratch))
+                Directory.Delete(scratch, recursive: true);
+        }
+        return result;
+    }
+
+    // One featuriser for all the candidates' layers at one backbone and size, in the backbone's stage order (one graph file whatever the ranking).
+    private static OnnxImageFeaturizer AllLayers(Backbones.Backbone backbone, int imageSize, IReadOnlyList<AdviceCandidate> candidates, FeaturizerOptions engine)
+    {
+        var options = engine.Clone();
+        options.ImageSize = imageSize;
+        var stages = Backbones.BackboneStages.Of(backbone).Select(s => s.Name).ToList();
+        options.Layers = candidates.All(c => c.IsStage) ? candidates.Select(c => c.Layer).OrderBy(stages.IndexOf).ToList() : null;
+        return new OnnxImageFeaturizer(backbone, options);
+    }
+
+    /// <summary>
+    /// Kendall's τ-b rank correlation (Kendall 1945): (concordant − discordant pairs) / √((pairs − ties in x)(pairs − ties in y));
+    /// 1 when both orders agree, −1 when reversed. NaN when either list is constant.
+    /// </summary>
+    /// <param name="x">First values.</param>
+    /// <param name="y">Second values, as many.</param>
+    public static double KendallTau(IReadOnlyList<double> x, IReadOnlyList<double> y)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(y);
+        if (x.Count != y.Count)
+            throw new ArgumentException("Both lists need as many values.", nameof(y));
+        long concordant = 0, discordant = 0, tiesX = 0, tiesY = 0, pairs = 0;
+        for (var i = 0; i < x.Count; i++)
+            for (var j = i + 1; j < x.Count; j++)
+            {
+                pairs++;
+                var dx = Math.Sign(x[i] - x[j]);
+                var dy = Math.Sign(y[i] - y[j]);
+                if (dx == 0)
+                    tiesX++;
+                if (dy == 0)
+                    tiesY++;
+                if (dx * dy > 0)
+                    concordant++;
+                else if (dx * dy < 0)
+                    discordant++;
+            }
+        var denominator = Math.Sqrt((double)(pairs - tiesX) * (pairs - tiesY));
+        return denominator == 0 ? double.NaN : (concordant - discordant) / denominator;
+    }
+
+    /// <summary>The result as a Markdown section.</summary>
+    /// <param name="result">The result.</param>
+    /// <param name="heading">Names the dataset and the run.</param>
+    /// <param name="command">The command that reproduces it.</param>
+    public static string Markdown(AdviseBenchmarkResult result, string heading, string command)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        var c = CultureInfo.InvariantCulture;
+        var md = new StringBuilder();
+        md.AppendLine(heading).AppendLine();
+        md.AppendLine(c, $"{result.TrainCount} training and {result.TestCount} test images; advise scored {result.Advice.Images} of the training images.").AppendLine();
+        md.AppendLine("| Advise rank | Candidate | Size | LogME | k-NN LOO acc | Held-out acc (feature extraction) | Train s |");
+        md.AppendLine("|---:|---|---:|---:|---:|---:|---:|");
+        foreach (var r in result.Rows)
+        {
+            var mark = ReferenceEquals(r, result.Default) ? " (default)" : "";
+            var best = ReferenceEquals(r, result.Oracle) ? "**" : "";
+            md.AppendLine(c, $"| {r.Candidate.Rank} | {r.Candidate.Backbone.Name} {r.Candidate.Layer}{mark} | {r.Candidate.ImageSize} | {r.Candidate.LogMe:F4} | {r.Candidate.KnnAccuracy:F3} | {best}{r.HeldOutAccuracy:F3}{best} | {r.TrainSeconds:F1} |");
+        }
+        md.AppendLine();
+        md.AppendLine(c, $"- Kendall τ (LogME vs held-out accuracy): **{result.KendallLogMe:F3}**; k-NN vs held-out accuracy: {result.KendallKnn:F3}.");
+        if (result.TrainingTimed)
+            md.AppendLine(c, $"- advise {result.AdviseSeconds:F1} s against {result.TrainAllSeconds:F1} s to train all {result.Rows.Count} candidates: **{result.SpeedUp:F1}×** faster.");
+        else
+            md.AppendLine(c, $"- advise {result.AdviseSeconds:F1} s (training not timed: the fits read shared cached features; \"Train s\" is the head alone).");
+        if (result.Default is { } d)
+            md.AppendLine(c, $"- advised ({result.Advised.Candidate.Layer}, {result.Advised.Candidate.ImageSize} px) {result.Advised.HeldOutAccuracy:F3} against the default ({d.Candidate.Layer}, {d.Candidate.ImageSize} px) {d.HeldOutAccuracy:F3} held-out: {(result.Advised.HeldOutAccuracy - d.HeldOutAccuracy) * 100:+0.0;-0.0;0.0} points; best candidate {result.Oracle.Candidate.Layer} at {result.Oracle.Candidate.ImageSize} px, {result.Oracle.HeldOutAccuracy:F3}.");
+        foreach (var o in result.OtherSamples)
+            md.AppendLine(c, $"- advise on {o.Advice.Images} images: τ LogME {o.KendallLogMe:F3}, τ k-NN {o.KendallKnn:F3}, {o.Advice.Seconds:F1} s{(result.TrainingTimed ? $" ({o.SpeedUp:F1}× faster)" : "")}, advised {o.Advice.Best.Layer} at {o.Advice.Best.ImageSize} px: {o.AdvisedAccuracy:F3} held-out.");
+        md.AppendLine().AppendLine("```").AppendLine(command).AppendLine("```");
+        return md.ToString();
+    }
+}
