@@ -24,6 +24,9 @@ public static class CliApp
                 .WithDescription("Evaluate a saved model on a labelled folder: metrics and confusion matrix.");
             config.AddCommand<PredictCommand>("predict")
                 .WithDescription("Predict the class of an image or of every image in a folder.");
+            config.AddCommand<ExplainCommand>("explain")
+                .WithDescription("Heat maps of where each image's predicted (or a named) class comes from: class-activation maps or occlusion, as PNG overlays.")
+                .WithExample("explain", "models/sample.zip", "data/sign-language-digits/3", "--output", "explanations");
             config.AddCommand<FeaturizeCommand>("featurize")
                 .WithDescription("Featurise a folder of images with the backbone and write features + labels as CSV or Parquet.");
             config.AddBranch("bench", bench =>

@@ -2,12 +2,13 @@ using Microsoft.ML;
 using MLTransfer.Cli.Commands.Train;
 using MLTransfer.Cli.Rendering;
 using MLTransfer.Export;
+using MLTransfer.Reporting;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
 namespace MLTransfer.Cli.Commands;
 
-/// <summary><c>mltransfer train</c>: trains with the chosen technique, saves the .zip atomically, prints metrics and writes plots.</summary>
+/// <summary><c>mltransfer train</c>: trains with the chosen technique, saves the .zip atomically, prints metrics, writes plots and the HTML report.</summary>
 public sealed class TrainCommand : Command<TrainSettings>
 {
     /// <summary>Techniques the command knows, by name.</summary>
@@ -36,6 +37,12 @@ public sealed class TrainCommand : Command<TrainSettings>
             var written = Plots.WriteAll(model.Report, settings.Output);
             foreach (var file in written)
                 console.MarkupLineInterpolated($"[grey]plot: {file}[/]");
+        }
+        if (!settings.NoReport)
+        {
+            var report = HtmlReport.PathFor(settings.Output);
+            HtmlReport.Write(ModelReport.FromTraining(mlContext, model, settings.Output, rejected: settings.SkippedImages), report);
+            console.MarkupLineInterpolated($"[grey]report: {report}[/]");
         }
         console.MarkupLineInterpolated($"[green]Saved[/] {Path.GetFullPath(settings.Output)}");
         return 0;

@@ -156,6 +156,14 @@ public sealed class TrainSettings : CommonSettings
     [Description("Do not write the confusion-matrix and training-curve PNGs next to the model.")]
     public bool NoPlots { get; set; }
 
+    /// <summary>Skip the HTML report.</summary>
+    [CommandOption("--no-report")]
+    [Description("Do not write the self-contained HTML report <model>.report.html.")]
+    public bool NoReport { get; set; }
+
+    /// <summary>Images the runner's folder or manifest reading rejected (not an option: filled while training, listed in the report).</summary>
+    internal List<Data.RejectedImage> SkippedImages { get; } = [];
+
     /// <inheritdoc />
     public override ValidationResult Validate()
     {

@@ -39,13 +39,25 @@ public static class HeatMapImage
     public static byte[] Photo(Explanation explanation, int? size = null)
     {
         ArgumentNullException.ThrowIfNull(explanation);
-        var s = explanation.ImageSize;
+        return Photo(explanation.Pixels, explanation.ImageSize, size ?? Math.Max(explanation.ImageSize, 224));
+    }
+
+    /// <summary>An image file centre-cropped and resized to a square (as ML.NET's image transforms do), as PNG bytes; null when it cannot be read.</summary>
+    /// <param name="imagePath">The image file.</param>
+    /// <param name="size">Side of the PNG in pixels.</param>
+    public static byte[]? Thumbnail(string imagePath, int size)
+    {
+        var pixels = new float[Featurization.ImagePreprocessor.PixelCount(size)];
+        return Featurization.ImagePreprocessor.TryLoadPixels(imagePath, size, pixels) is null ? Photo(pixels, size, size) : null;
+    }
+
+    private static byte[] Photo(float[] pixels, int s, int size)
+    {
         var plane = s * s;
         using var bitmap = new SKBitmap(new SKImageInfo(s, s, SKColorType.Rgba8888, SKAlphaType.Opaque));
-        var pixels = explanation.Pixels;
         for (var i = 0; i < plane; i++)
             bitmap.SetPixel(i % s, i / s, new SKColor(Byte(pixels[i]), Byte(pixels[plane + i]), Byte(pixels[2 * plane + i])));
-        return Encode(bitmap, size ?? Math.Max(s, 224));
+        return Encode(bitmap, size);
     }
 
     private static float[] Normalise(float[] values)
