@@ -36,6 +36,8 @@ public static class CliApp
                     .WithDescription("Accuracy and fit time of plain ML.NET vs MLTransfer feature extraction on the same split.");
                 bench.AddCommand<BenchFeaturizeCommand>("featurize")
                     .WithDescription("Images/s of ML.NET's DnnFeaturizeImage vs the MLTransfer engine, cached re-run speed-up, peak memory.");
+                bench.AddCommand<BenchExplainCommand>("explain")
+                    .WithDescription("Faithfulness of heat maps: probability drop when deleting the most salient 20% of pixels vs a random 20%.");
                 bench.AddCommand<BenchDomainAdaptationCommand>("domain-adaptation")
                     .WithDescription("Domain adaptation: every method, both directions, against source-only.");
                 bench.AddCommand<BenchMultiTaskCommand>("multi-task")

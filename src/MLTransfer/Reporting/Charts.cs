@@ -37,28 +37,29 @@ public static class Charts
         return plot.GetImageBytes(width, height, ImageFormat.Png);
     }
 
-    /// <summary>Loss and accuracy per epoch, train and validation (where recorded), in one chart.</summary>
+    /// <summary>Loss (left) and accuracy (right) per epoch, train and validation where recorded.</summary>
     /// <param name="history">Epoch metrics.</param>
-    /// <param name="width">Width in pixels. The default value is 720.</param>
-    /// <param name="height">Height in pixels. The default value is 420.</param>
-    public static byte[] History(IReadOnlyList<EpochMetrics> history, int width = 720, int height = 420)
+    /// <param name="width">Width in pixels. The default value is 960.</param>
+    /// <param name="height">Height in pixels. The default value is 400.</param>
+    public static byte[] History(IReadOnlyList<EpochMetrics> history, int width = 960, int height = 400)
     {
         ArgumentNullException.ThrowIfNull(history);
-        var plot = new Plot();
         var epochs = history.Select(h => (double)h.Epoch + 1).ToArray();
-        void Line(Func<EpochMetrics, double> value, string label)
+        byte[] Panel(string title, (Func<EpochMetrics, double> Value, string Label)[] lines)
         {
-            if (history.Any(h => !double.IsNaN(value(h))))
-                plot.Add.Scatter(epochs, history.Select(value).ToArray()).LegendText = label;
+            var plot = new Plot();
+            foreach (var (value, label) in lines)
+                if (history.Any(h => !double.IsNaN(value(h))))
+                    plot.Add.Scatter(epochs, history.Select(value).ToArray()).LegendText = label;
+            plot.ShowLegend();
+            plot.Title(title);
+            plot.XLabel("Epoch");
+            return plot.GetImageBytes(width / 2, height, ImageFormat.Png);
         }
-        Line(h => h.TrainLoss, "train loss");
-        Line(h => h.ValidationLoss, "validation loss");
-        Line(h => h.TrainAccuracy, "train accuracy");
-        Line(h => h.ValidationAccuracy, "validation accuracy");
-        plot.ShowLegend();
-        plot.Title("Training");
-        plot.XLabel("Epoch");
-        return plot.GetImageBytes(width, height, ImageFormat.Png);
+        return SideBySide(
+            Panel("Loss", [(h => h.TrainLoss, "train"), (h => h.ValidationLoss, "validation")]),
+            Panel("Accuracy", [(h => h.TrainAccuracy, "train"), (h => h.ValidationAccuracy, "validation")]),
+            width / 2, height);
     }
 
     /// <summary>Source and target features before (raw backbone) and after adaptation (what the head reads), side by side.</summary>
@@ -70,11 +71,16 @@ public static class Charts
         ArgumentNullException.ThrowIfNull(projection);
         var before = Panel(projection.Before, "Before: backbone features (PCA)", panelWidth, height);
         var after = Panel(projection.After, $"After {projection.Method}: features the head reads (PCA)", panelWidth, height);
+        return SideBySide(before, after, panelWidth, height);
+    }
+
+    private static byte[] SideBySide(byte[] leftPng, byte[] rightPng, int panelWidth, int height)
+    {
         using var surface = SKSurface.Create(new SKImageInfo(2 * panelWidth, height));
         surface.Canvas.Clear(SKColors.White);
-        using (var left = SKBitmap.Decode(before))
+        using (var left = SKBitmap.Decode(leftPng))
             surface.Canvas.DrawBitmap(left, 0, 0);
-        using (var right = SKBitmap.Decode(after))
+        using (var right = SKBitmap.Decode(rightPng))
             surface.Canvas.DrawBitmap(right, panelWidth, 0);
         using var image = surface.Snapshot();
         using var png = image.Encode(SKEncodedImageFormat.Png, 100);

@@ -64,7 +64,7 @@ public static class HtmlReport
         if (report.History.Count > 0)
         {
             Open(html, "curves", "Training curves", "Loss and accuracy per epoch, on the training and the validation images.");
-            Image(html, Charts.History(report.History, 960, 440), "Training curves", "chart");
+            Image(html, Charts.History(report.History, 1100, 400), "Training curves", "chart");
             Close(html);
         }
         if (report.Metrics is { } metrics)

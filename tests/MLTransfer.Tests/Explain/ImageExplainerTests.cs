@@ -4,6 +4,7 @@ using MLTransfer.Evaluation;
 using MLTransfer.Explain;
 using MLTransfer.Export;
 using MLTransfer.Featurization;
+using MLTransfer.Techniques.DomainAdaptation;
 using MLTransfer.Techniques.FeatureExtraction;
 using MLTransfer.Tests.TestSupport;
 using NUnit.Framework;
@@ -67,6 +68,36 @@ public class ImageExplainerTests
             Assert.That(e.Maps[0].Class, Is.EqualTo(e.PredictedLabel));
             Assert.That((e.Maps[0].Width, e.Maps[0].Height), Is.EqualTo((3, 3)), "ResNet18's last map at 96 px");
             Assert.That(e.Maps[0].Values.Max() - e.Maps[0].Values.Min(), Is.GreaterThan(0), "the map is not flat");
+        }
+    }
+
+    [TestCase(DomainAdaptationMethod.Coral)]
+    [TestCase(DomainAdaptationMethod.AdaBN)]
+    public void Class_activation_maps_of_a_domain_adapted_model_use_its_adapted_graph(DomainAdaptationMethod method)
+    {
+        // CORAL folds a Gemm after the pooling and AdaBN rewrites BatchNorm statistics: the maps must come from that graph,
+        // so their means reproduce the adapted model's scores, which differ from the raw backbone's.
+        var ml = new MLContext(seed: 1);
+        string[] classes = ["0", "1", "2", "3"];
+        var target = Domains.TargetFolder(Domains.TargetImages(6, 10, classes), scramble: false);
+        var engine = new FeaturizerOptions { ImageSize = 64, CacheDirectory = Shared.CacheDir };
+        DomainAdaptationEstimator estimator = method == DomainAdaptationMethod.Coral
+            ? ml.Transfer().DomainAdaptation(new CoralOptions { TargetFolder = target, Engine = engine, Direction = CoralDirection.TargetToSource, Seed = 4 })
+            : ml.Transfer().DomainAdaptation(new AdaBNOptions { TargetFolder = target, Engine = engine, MaxTargetImages = 24, Seed = 4 });
+        var model = estimator.Fit(ml.Data.LoadFromEnumerable(Domains.SourceImages(6, 0, classes)));
+        var path = Path.Combine(TestData.TempFolder(), "adapted.zip");
+        ModelFile.Save(ml, model, path);
+        var loaded = ModelFile.Load(ml, path);
+        var probes = Domains.TargetImages(1, 15, classes).Select(e => e.ImagePath).ToList();
+        using var explainer = new ImageExplainer(ml, loaded);
+        Assert.That(explainer.Method, Is.EqualTo(ExplanationMethod.ClassActivationMap));
+        var expected = ModelEvaluator.Predict(ml, loaded, probes);
+        var explanations = explainer.ExplainAll(probes).Select(o => o.Explanation!).ToList();
+        for (var i = 0; i < probes.Count; i++)
+        {
+            Assert.That(TestData.MaxAbsDifference(explanations[i].Probabilities, expected[i]), Is.LessThan(1e-4));
+            Assert.That(explanations[i].ReconstructionError, Is.LessThan(1e-4));
+            Assert.That((explanations[i].Maps[0].Width, explanations[i].Maps[0].Height), Is.EqualTo((2, 2)));
         }
     }
 
