@@ -2,7 +2,9 @@ using System.ComponentModel;
 using System.Text.Json;
 using Microsoft.ML;
 using MLTransfer.Data;
+using MLTransfer.Evaluation;
 using MLTransfer.Explain;
+using MLTransfer.Export;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -44,6 +46,11 @@ public sealed class ExplainSettings : CommonSettings
     [DefaultValue("auto")]
     public string Method { get; set; } = "auto";
 
+    /// <summary>Multi-task: the task.</summary>
+    [CommandOption("--task")]
+    [Description("Multi-task models: the classification task to explain (its Score_<task> column).")]
+    public string? Task { get; set; }
+
     /// <summary>Raw maps in the JSON.</summary>
     [CommandOption("--raw")]
     [Description("Also write each raw map (the grid of floats before upsampling) into explanations.json.")]
@@ -67,7 +74,15 @@ public sealed class ExplainCommand : Command<ExplainSettings>
         var method = ParseMethod(settings.Method);
         var (root, paths) = ImagePaths(settings.Input);
         var mlContext = new MLContext(seed: 0);
-        using var explainer = ImageExplainer.Load(mlContext, settings.Model, new ExplainerOptions { Method = method, Top = settings.Top, Class = settings.Class });
+        var model = ModelFile.Load(mlContext, settings.Model);
+        var tasks = MultiTaskEvaluator.Tasks(model);
+        if (settings.Task is null && tasks.Count > 0)
+            throw new ArgumentException($"This multi-task model has the tasks '{string.Join("', '", tasks.Keys)}': give --task <name> (a classification task).");
+        using var explainer = new ImageExplainer(mlContext, model, new ExplainerOptions
+        {
+            Method = method, Top = settings.Top, Class = settings.Class,
+            ScoreColumn = settings.Task is { } task ? Techniques.MultiTask.MultiTaskColumns.Score(task) : "Score",
+        });
         console.MarkupLineInterpolated($"{paths.Count} image(s), {explainer.Classes.Count} classes, {Describe(explainer.Method)} at {explainer.ImageSize} px");
         var output = Path.GetFullPath(settings.Output);
         var table = new Table().AddColumn("Image").AddColumn("Prediction").AddColumn("Heat map");

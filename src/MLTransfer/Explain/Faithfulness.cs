@@ -2,6 +2,19 @@ using MLTransfer.Data;
 
 namespace MLTransfer.Explain;
 
+/// <summary>What deleted pixels are replaced with in <see cref="Faithfulness.Measure"/>.</summary>
+public enum DeletionFill
+{
+    /// <summary>
+    /// The same pixels of a strongly blurred copy of the image (box filter ×3, σ ≈ 1/16 of the side): removes detail without
+    /// adding the sharp-edged patches a flat fill leaves, which networks react to whatever their place.
+    /// </summary>
+    Blur,
+
+    /// <summary>The image's mean colour.</summary>
+    MeanColour,
+}
+
 /// <summary>The result of <see cref="Faithfulness.Measure"/>: mean probability drops of the predicted class.</summary>
 /// <param name="Images">Images measured.</param>
 /// <param name="Fraction">Share of each image's pixels deleted.</param>
@@ -12,14 +25,15 @@ namespace MLTransfer.Explain;
 /// <param name="Accuracy">Share of images whose predicted class is their label (NaN when unlabelled).</param>
 /// <param name="Skipped">Unreadable images.</param>
 /// <param name="Method">The explanation method measured.</param>
+/// <param name="Fill">What deleted pixels were replaced with.</param>
 /// <param name="Seconds">Wall time.</param>
 public sealed record FaithfulnessResult(int Images, double Fraction, double MeanProbability, double SalientDrop, double RandomDrop,
-    double SalientLarger, double Accuracy, int Skipped, ExplanationMethod Method, double Seconds);
+    double SalientLarger, double Accuracy, int Skipped, ExplanationMethod Method, DeletionFill Fill, double Seconds);
 
 /// <summary>
 /// Measures whether heat maps point at what the model uses (a deletion test in the spirit of Samek et al. 2017 and
 /// Petsiuk et al. 2018): for each image, the predicted class's map ranks the pixels, the top
-/// <c>fraction</c> are filled with the image's mean colour, and the drop of the predicted class's probability is compared
+/// <c>fraction</c> are deleted (replaced by a blurred copy of the image, or its mean colour), and the drop of the predicted class's probability is compared
 /// with the drop when the same number of pixels is deleted according to a random map of the same resolution, upsampled
 /// the same way (so both deletions remove blobs of the same size; only their place differs).
 /// </summary>
@@ -31,8 +45,9 @@ public static class Faithfulness
     /// <param name="fraction">Share of pixels deleted. The default value is 0.2.</param>
     /// <param name="seed">Seed of the random maps. The default value is 0.</param>
     /// <param name="progress">Receives the number of images done; may be null.</param>
+    /// <param name="fill">What deleted pixels are replaced with. The default value is <see cref="DeletionFill.Blur"/>.</param>
     public static FaithfulnessResult Measure(ImageExplainer explainer, IReadOnlyList<ImageExample> images, double fraction = 0.2, int seed = 0,
-        IProgress<int>? progress = null)
+        IProgress<int>? progress = null, DeletionFill fill = DeletionFill.Blur)
     {
         ArgumentNullException.ThrowIfNull(explainer);
         ArgumentNullException.ThrowIfNull(images);
@@ -53,8 +68,9 @@ public static class Faithfulness
             var map = e.Maps[0];
             var size = e.ImageSize;
             var noise = Enumerable.Range(0, map.Width * map.Height).Select(_ => (float)random.NextDouble()).ToArray();
-            var salient = PixelDeletion.DeleteTop(e.Pixels, size, map.Upsample(size), fraction);
-            var randomly = PixelDeletion.DeleteTop(e.Pixels, size, ClassMap.Upsample(noise, map.Width, map.Height, size), fraction);
+            var replacement = fill == DeletionFill.Blur ? PixelDeletion.Blurred(e.Pixels, size, Math.Max(1, size / 16)) : PixelDeletion.MeanImage(e.Pixels, size);
+            var salient = PixelDeletion.DeleteTop(e.Pixels, size, map.Upsample(size), fraction, replacement);
+            var randomly = PixelDeletion.DeleteTop(e.Pixels, size, ClassMap.Upsample(noise, map.Width, map.Height, size), fraction, replacement);
             var scores = explainer.Probabilities([salient, randomly]);
             var p = e.Probabilities[map.ClassIndex];
             var ds = p - scores[0][map.ClassIndex];
@@ -74,6 +90,6 @@ public static class Faithfulness
         if (count == 0)
             throw new InvalidDataException("No image could be read for the faithfulness test.");
         return new FaithfulnessResult(count, fraction, probability / count, salientDrop / count, randomDrop / count, (double)larger / count,
-            labelled == 0 ? double.NaN : (double)correct / labelled, skipped, explainer.Method, clock.Elapsed.TotalSeconds);
+            labelled == 0 ? double.NaN : (double)correct / labelled, skipped, explainer.Method, fill, clock.Elapsed.TotalSeconds);
     }
 }

@@ -58,7 +58,7 @@ public sealed class ImageExplainer : IDisposable
         if (_options.Class is { } named && !_parts.Classes.Contains(named, StringComparer.Ordinal))
             throw new ArgumentException($"The model has no class '{named}'. Classes: '{string.Join("', '", _parts.Classes)}'.", nameof(options));
         _site = GraphOutputs.FindGlobalPooling(_parts.Graph, _parts.FeaturesName);
-        _linear = _site is null ? null : LinearHeadReader.TryRead(_parts);
+        _linear = _site is null ? null : LinearHeadReader.TryRead(_mlContext, _parts);
         Method = _options.Method switch
         {
             ExplanationMethod.Auto => _linear is not null ? ExplanationMethod.ClassActivationMap : ExplanationMethod.Occlusion,
@@ -213,6 +213,10 @@ public sealed class ImageExplainer : IDisposable
     {
         var features = RunGraph(batch.Select(b => b.Pixels).ToList(), out var map);
         var (values, channels, height, width) = map!.Value;
+        if (_site!.Operator == "AveragePool" && _parts.Graph.Graph.Node.First(n => n.Output.Contains(_site.PooledName)).Attribute
+                .FirstOrDefault(a => a.Name == "kernel_shape") is { } kernel && (kernel.Ints.Count != 2 || kernel.Ints[0] != height || kernel.Ints[1] != width))
+            throw new InvalidDataException(
+                $"The model's pooling '{_site.PooledName}' averages {string.Join("×", kernel.Ints)} windows of a {height}×{width} map, not the whole map: class-activation maps need a global pooling (use occlusion).");
         var positions = height * width;
         var columns = new float[batch.Count * positions * channels];
         for (var b = 0; b < batch.Count; b++)

@@ -45,6 +45,31 @@ public class ExplainCliTests
     }
 
     [Test]
+    public void Should_explain_each_classification_task_of_a_multi_task_model_with_its_own_head()
+    {
+        var manifest = SampleManifest.Write(5, ["0", "1", "2", "3"]);
+        var model = Path.Combine(TestData.TempFolder(), "multi.zip");
+        var (code, output, error) = CliTests.Run("train", "--technique", "multi-task", "--manifest", manifest, "--tasks", "digit,parity,value:regression",
+            "--output", model, "--image-size", "64", "--cache-dir", Shared.CacheDir, "--validation-fraction", "0", "--no-plots", "--no-report");
+        Assert.That(code, Is.Zero, error + output);
+        var ml = new Microsoft.ML.MLContext(seed: 0);
+        var loaded = MLTransfer.Export.ModelFile.Load(ml, model);
+        var probes = new[] { TestData.SampleImage("1", 16), TestData.SampleImage("2", 16) };
+        foreach (var task in new[] { "digit", "parity" })
+        {
+            using var explainer = new MLTransfer.Explain.ImageExplainer(ml, loaded, new MLTransfer.Explain.ExplainerOptions { ScoreColumn = "Score_" + task });
+            Assert.That(explainer.Method, Is.EqualTo(MLTransfer.Explain.ExplanationMethod.ClassActivationMap), task);
+            ExplainChecks.Run(ml, loaded, explainer, probes, "Score_" + task);
+        }
+        var (regressionCode, _, regressionError) = CliTests.Run("explain", model, probes[0], "--task", "value", "--output", TestData.TempFolder());
+        Assert.That(regressionCode, Is.EqualTo(1));
+        Assert.That(regressionError, Does.Contain("Score_value"));
+        var (plainCode, _, plainError) = CliTests.Run("explain", model, probes[0], "--output", TestData.TempFolder());
+        Assert.That(plainCode, Is.EqualTo(1));
+        Assert.That(plainError, Does.Contain("give --task"));
+    }
+
+    [Test]
     public void Should_fail_with_one_line_on_bad_arguments()
     {
         var model = ImageExplainerTests.TrainAndSave(MLTransfer.Techniques.FeatureExtraction.HeadKind.LbfgsMaximumEntropy);

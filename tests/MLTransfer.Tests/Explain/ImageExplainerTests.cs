@@ -55,14 +55,8 @@ public class ImageExplainerTests
         var loaded = ModelFile.Load(ml, TrainAndSave(head));
         using var explainer = new ImageExplainer(ml, loaded, new ExplainerOptions { Top = 4 });
         Assert.That(explainer.Method, Is.EqualTo(ExplanationMethod.ClassActivationMap));
-        var probes = Probes();
-        var expected = ModelEvaluator.Predict(ml, loaded, probes);
-        var explanations = explainer.ExplainAll(probes).Select(o => o.Explanation!).ToList();
-        for (var i = 0; i < probes.Count; i++)
+        foreach (var e in ExplainChecks.Run(ml, loaded, explainer, Probes()))
         {
-            var e = explanations[i];
-            Assert.That(TestData.MaxAbsDifference(e.Probabilities, expected[i]), Is.LessThan(1e-4), "the explainer scores like the ML.NET model");
-            Assert.That(e.ReconstructionError, Is.LessThan(1e-4), "softmax of the maps' means reproduces the scores");
             Assert.That(e.Maps, Has.Count.EqualTo(4));
             Assert.That(e.Maps.Select(m => m.Probability), Is.Ordered.Descending);
             Assert.That(e.Maps[0].Class, Is.EqualTo(e.PredictedLabel));
@@ -91,14 +85,8 @@ public class ImageExplainerTests
         var probes = Domains.TargetImages(1, 15, classes).Select(e => e.ImagePath).ToList();
         using var explainer = new ImageExplainer(ml, loaded);
         Assert.That(explainer.Method, Is.EqualTo(ExplanationMethod.ClassActivationMap));
-        var expected = ModelEvaluator.Predict(ml, loaded, probes);
-        var explanations = explainer.ExplainAll(probes).Select(o => o.Explanation!).ToList();
-        for (var i = 0; i < probes.Count; i++)
-        {
-            Assert.That(TestData.MaxAbsDifference(explanations[i].Probabilities, expected[i]), Is.LessThan(1e-4));
-            Assert.That(explanations[i].ReconstructionError, Is.LessThan(1e-4));
-            Assert.That((explanations[i].Maps[0].Width, explanations[i].Maps[0].Height), Is.EqualTo((2, 2)));
-        }
+        foreach (var e in ExplainChecks.Run(ml, loaded, explainer, probes))
+            Assert.That((e.Maps[0].Width, e.Maps[0].Height), Is.EqualTo((2, 2)));
     }
 
     [Test]
@@ -108,14 +96,9 @@ public class ImageExplainerTests
         var loaded = ModelFile.Load(ml, TrainAndSave(HeadKind.LightGbm));
         using var explainer = new ImageExplainer(ml, loaded, new ExplainerOptions { OcclusionGrid = 4 });
         Assert.That(explainer.Method, Is.EqualTo(ExplanationMethod.Occlusion));
-        var probes = Probes();
-        var expected = ModelEvaluator.Predict(ml, loaded, probes);
-        var explanations = explainer.ExplainAll(probes).Select(o => o.Explanation!).ToList();
-        for (var i = 0; i < probes.Count; i++)
+        var explanations = ExplainChecks.Run(ml, loaded, explainer, Probes());
+        foreach (var e in explanations)
         {
-            var e = explanations[i];
-            Assert.That(TestData.MaxAbsDifference(e.Probabilities, expected[i]), Is.LessThan(1e-4));
-            Assert.That(double.IsNaN(e.ReconstructionError));
             var map = e.Maps.Single();
             Assert.That((map.Width, map.Height), Is.EqualTo((4, 4)));
             Assert.That(map.Values.Max(), Is.LessThanOrEqualTo(map.Probability + 1e-6), "a drop cannot exceed the probability");

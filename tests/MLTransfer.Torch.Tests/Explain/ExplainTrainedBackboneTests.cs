@@ -13,8 +13,7 @@ namespace MLTransfer.Torch.Tests.Explain;
 
 public class ExplainTrainedBackboneTests
 {
-    private static ImageExample[] Images(int classes, int perClass, int skip = 0) =>
-        TestData.Images(classes, perClass, skip).Select(i => new ImageExample { ImagePath = i.Path, Label = i.Label.ToString(System.Globalization.CultureInfo.InvariantCulture) }).ToArray();
+    private static ImageExample[] Images(int classes, int perClass, int skip = 0) => FineTuning.FineTuningTechniqueTests.Images(classes, perClass, skip);
 
     [Test]
     public void Class_activation_maps_of_a_fine_tuned_model_come_from_its_own_weights()
@@ -30,13 +29,7 @@ public class ExplainTrainedBackboneTests
         var probes = Images(classes: 3, perClass: 2, skip: 10).Select(e => e.ImagePath).ToList();
         using var explainer = new ImageExplainer(ml, loaded);
         Assert.That(explainer.Method, Is.EqualTo(ExplanationMethod.ClassActivationMap));
-        var expected = ModelEvaluator.Predict(ml, loaded, probes);
-        var explanations = explainer.ExplainAll(probes).Select(o => o.Explanation!).ToList();
-        for (var i = 0; i < probes.Count; i++)
-        {
-            Assert.That(TestData.MaxAbsDifference(explanations[i].Probabilities, expected[i]), Is.LessThan(1e-4));
-            Assert.That(explanations[i].ReconstructionError, Is.LessThan(1e-4));
-        }
+        ExplainChecks.Run(ml, loaded, explainer, probes);
     }
 
     [Test]
@@ -53,9 +46,7 @@ public class ExplainTrainedBackboneTests
         using var explainer = new ImageExplainer(ml, model, new ExplainerOptions { OcclusionGrid = 4 });
         Assert.That(explainer.Method, Is.EqualTo(ExplanationMethod.Occlusion), "Gemm → Relu after the pooling is not affine");
         Assert.Throws<ArgumentException>(() => new ImageExplainer(ml, model, new ExplainerOptions { Method = ExplanationMethod.ClassActivationMap }));
-        var probe = Domains.TargetImages(1, 15, classes)[0].ImagePath;
-        var explanation = explainer.Explain(probe);
-        Assert.That(TestData.MaxAbsDifference(explanation.Probabilities, ModelEvaluator.Predict(ml, model, [probe])[0]), Is.LessThan(1e-4));
+        var explanation = ExplainChecks.Run(ml, model, explainer, [Domains.TargetImages(1, 15, classes)[0].ImagePath]).Single();
         Assert.That(explanation.Maps.Single().Width, Is.EqualTo(4));
     }
 }

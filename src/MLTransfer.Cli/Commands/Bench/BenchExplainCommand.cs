@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.ML;
 using MLTransfer.Benchmarks;
-using MLTransfer.Data;
 using MLTransfer.Explain;
 using MLTransfer.Featurization;
 using MLTransfer.Techniques.FeatureExtraction;
@@ -53,6 +52,12 @@ public sealed class BenchExplainSettings : CommonSettings
     [DefaultValue(0.2)]
     public double Fraction { get; set; } = 0.2;
 
+    /// <summary>Deletion fill.</summary>
+    [CommandOption("--fill")]
+    [Description("What deleted pixels become: blur (default: a strongly blurred copy of the image) or mean (the image's mean colour).")]
+    [DefaultValue("blur")]
+    public string Fill { get; set; } = "blur";
+
     /// <summary>Seed.</summary>
     [CommandOption("--seed")]
     [DefaultValue(1)]
@@ -74,25 +79,18 @@ public sealed class BenchExplainCommand : Command<BenchExplainSettings>
     public override int Execute(CommandContext context, BenchExplainSettings settings, CancellationToken cancellationToken)
     {
         var console = CliApp.Ui(settings.Json);
-        var folder = ImageFolder.Load(settings.Train, new ImageFolderOptions { DecodeCheck = false });
-        var all = AccuracyBenchmark.Subset(folder, null, settings.PerClass);
-        IReadOnlyList<ImageExample> train, test;
-        if (settings.Test is null)
-        {
-            (train, test) = ImageFolder.StratifiedSplit(all, 0.2, settings.Seed);
-            if (settings.TestPerClass is { } n)
-                test = test.GroupBy(e => e.Label).SelectMany(g => g.Take(n)).ToList();
-        }
-        else
-        {
-            train = all;
-            test = AccuracyBenchmark.Subset(ImageFolder.Load(settings.Test, new ImageFolderOptions { DecodeCheck = false, MinimumClasses = 1 }), null, settings.TestPerClass);
-        }
+        var (train, test) = AccuracyBenchmark.TrainAndTest(settings.Train, settings.Test, null, settings.PerClass, settings.TestPerClass, settings.Seed);
         var head = settings.Head.ToLowerInvariant() switch
         {
             "lbfgs" => HeadKind.LbfgsMaximumEntropy,
             "lightgbm" => HeadKind.LightGbm,
             _ => throw new ArgumentException($"Unknown --head '{settings.Head}': use lbfgs or lightgbm."),
+        };
+        var fill = settings.Fill.ToLowerInvariant() switch
+        {
+            "blur" => DeletionFill.Blur,
+            "mean" => DeletionFill.MeanColour,
+            _ => throw new ArgumentException($"Unknown --fill '{settings.Fill}': use blur or mean."),
         };
         console.MarkupLineInterpolated($"{train.Count} training and {test.Count} test images, {train.Select(e => e.Label).Distinct().Count()} classes, {settings.ImageSize} px, head {settings.Head}");
         var ml = new MLContext(seed: settings.Seed);
@@ -109,7 +107,7 @@ public sealed class BenchExplainCommand : Command<BenchExplainSettings>
         console.MarkupLineInterpolated($"[grey]trained in {trainSeconds:F0} s; explaining {test.Count} test images[/]");
         using var explainer = new ImageExplainer(ml, model);
         var result = Faithfulness.Measure(explainer, test, settings.Fraction, settings.Seed,
-            new Progress<int>(done => { if (done % 100 == 0) console.MarkupLineInterpolated($"[grey]{done} / {test.Count}[/]"); }));
+            new Progress<int>(done => { if (done % 100 == 0) console.MarkupLineInterpolated($"[grey]{done} / {test.Count}[/]"); }), fill);
         if (settings.Json)
         {
             Console.Out.WriteLine(JsonSerializer.Serialize(new
@@ -125,15 +123,16 @@ public sealed class BenchExplainCommand : Command<BenchExplainSettings>
                 random_drop = result.RandomDrop,
                 salient_larger = result.SalientLarger,
                 fraction = result.Fraction,
+                fill = settings.Fill.ToLowerInvariant(),
                 skipped = result.Skipped,
                 explain_seconds = result.Seconds,
                 train_seconds = trainSeconds,
             }));
             return 0;
         }
-        var table = new Table().AddColumns("Images", "Method", "Test accuracy", "p(predicted)", $"Drop: salient {result.Fraction:P0}", $"Drop: random {result.Fraction:P0}",
+        var table = new Table().AddColumns("Images", "Method", "Fill", "Test accuracy", "p(predicted)", $"Drop: salient {result.Fraction:P0}", $"Drop: random {result.Fraction:P0}",
             "Salient > random", "Explain s");
-        table.AddRow(result.Images.ToString("N0"), ExplainCommand.Name(result.Method), result.Accuracy.ToString("F3"), result.MeanProbability.ToString("F3"),
+        table.AddRow(result.Images.ToString("N0"), ExplainCommand.Name(result.Method), settings.Fill.ToLowerInvariant(), result.Accuracy.ToString("F3"), result.MeanProbability.ToString("F3"),
             $"[bold]{result.SalientDrop:F3}[/]", result.RandomDrop.ToString("F3"), result.SalientLarger.ToString("P0"), result.Seconds.ToString("F0"));
         console.Write(table);
         console.MarkupLineInterpolated($"Salient / random drop: {result.SalientDrop / result.RandomDrop:F2}x");
