@@ -124,7 +124,7 @@ public sealed class ImageExplainer : IDisposable
         {
             cancellationToken.ThrowIfCancellationRequested();
             var pixels = new float[_plane];
-            var problem = ImagePreprocessor.TryLoadPixels(path, ImageSize, pixels, _options.MaxPixels);
+            var problem = Load(path, pixels);
             if (problem is not null)
             {
                 foreach (var done in Flush(batch))
@@ -139,6 +139,18 @@ public sealed class ImageExplainer : IDisposable
         }
         foreach (var done in Flush(batch))
             yield return done;
+    }
+
+    private string? Load(string path, float[] pixels)
+    {
+        try
+        {
+            return ImagePreprocessor.TryLoadPixels(path, ImageSize, pixels, _options.MaxPixels);
+        }
+        catch (Exception e) when (e is not OperationCanceledException and not OutOfMemoryException)
+        {
+            return $"cannot decode image: {e.Message}";
+        }
     }
 
     private List<ExplanationOutcome> Flush(List<(string Path, float[] Pixels)> batch)
