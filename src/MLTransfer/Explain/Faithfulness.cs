@@ -21,13 +21,14 @@ public enum DeletionFill
 /// <param name="MeanProbability">Mean probability of the predicted class on the intact images.</param>
 /// <param name="SalientDrop">Mean drop when the most salient pixels are deleted.</param>
 /// <param name="RandomDrop">Mean drop when as many pixels chosen by a random map are deleted.</param>
+/// <param name="ShiftedDrop">Mean drop when the salient region, moved by a random circular shift (same shape, another place), is deleted.</param>
 /// <param name="SalientLarger">Share of images whose salient drop exceeds their random drop.</param>
 /// <param name="Accuracy">Share of images whose predicted class is their label (NaN when unlabelled).</param>
 /// <param name="Skipped">Unreadable images.</param>
 /// <param name="Method">The explanation method measured.</param>
 /// <param name="Fill">What deleted pixels were replaced with.</param>
 /// <param name="Seconds">Wall time.</param>
-public sealed record FaithfulnessResult(int Images, double Fraction, double MeanProbability, double SalientDrop, double RandomDrop,
+public sealed record FaithfulnessResult(int Images, double Fraction, double MeanProbability, double SalientDrop, double RandomDrop, double ShiftedDrop,
     double SalientLarger, double Accuracy, int Skipped, ExplanationMethod Method, DeletionFill Fill, double Seconds);
 
 /// <summary>
@@ -35,7 +36,8 @@ public sealed record FaithfulnessResult(int Images, double Fraction, double Mean
 /// Petsiuk et al. 2018): for each image, the predicted class's map ranks the pixels, the top
 /// <c>fraction</c> are deleted (replaced by a blurred copy of the image, or its mean colour), and the drop of the predicted class's probability is compared
 /// with the drop when the same number of pixels is deleted according to a random map of the same resolution, upsampled
-/// the same way (so both deletions remove blobs of the same size; only their place differs).
+/// the same way (so both deletions remove blobs of the same size; only their place differs). A second control deletes the
+/// salient region itself moved by a random circular shift of at least a quarter of the side: the same shape elsewhere.
 /// </summary>
 public static class Faithfulness
 {
@@ -56,7 +58,7 @@ public static class Faithfulness
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var labels = images.GroupBy(e => e.ImagePath, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First().Label, StringComparer.Ordinal);
         var random = new Random(seed);
-        double probability = 0, salientDrop = 0, randomDrop = 0;
+        double probability = 0, salientDrop = 0, randomDrop = 0, shiftedDrop = 0;
         int count = 0, larger = 0, correct = 0, labelled = 0, skipped = 0;
         foreach (var outcome in explainer.ExplainAll(images.Select(e => e.ImagePath)))
         {
@@ -69,15 +71,18 @@ public static class Faithfulness
             var size = e.ImageSize;
             var noise = Enumerable.Range(0, map.Width * map.Height).Select(_ => (float)random.NextDouble()).ToArray();
             var replacement = fill == DeletionFill.Blur ? PixelDeletion.Blurred(e.Pixels, size, Math.Max(1, size / 16)) : PixelDeletion.MeanImage(e.Pixels, size);
-            var salient = PixelDeletion.DeleteTop(e.Pixels, size, map.Upsample(size), fraction, replacement);
+            var ranking = map.Upsample(size);
+            var salient = PixelDeletion.DeleteTop(e.Pixels, size, ranking, fraction, replacement);
             var randomly = PixelDeletion.DeleteTop(e.Pixels, size, ClassMap.Upsample(noise, map.Width, map.Height, size), fraction, replacement);
-            var scores = explainer.Probabilities([salient, randomly]);
+            var shifted = PixelDeletion.DeleteTop(e.Pixels, size, Shift(ranking, size, random), fraction, replacement);
+            var scores = explainer.Probabilities([salient, randomly, shifted]);
             var p = e.Probabilities[map.ClassIndex];
             var ds = p - scores[0][map.ClassIndex];
             var dr = p - scores[1][map.ClassIndex];
             probability += p;
             salientDrop += ds;
             randomDrop += dr;
+            shiftedDrop += p - scores[2][map.ClassIndex];
             larger += ds > dr ? 1 : 0;
             count++;
             if (labels.TryGetValue(e.ImagePath, out var label) && label.Length > 0)
@@ -89,7 +94,19 @@ public static class Faithfulness
         }
         if (count == 0)
             throw new InvalidDataException("No image could be read for the faithfulness test.");
-        return new FaithfulnessResult(count, fraction, probability / count, salientDrop / count, randomDrop / count, (double)larger / count,
+        return new FaithfulnessResult(count, fraction, probability / count, salientDrop / count, randomDrop / count, shiftedDrop / count, (double)larger / count,
             labelled == 0 ? double.NaN : (double)correct / labelled, skipped, explainer.Method, fill, clock.Elapsed.TotalSeconds);
+    }
+
+    // The ranking moved by (dx, dy), each between a quarter and three quarters of the side, wrapping around the edges.
+    private static float[] Shift(float[] ranking, int size, Random random)
+    {
+        var dx = random.Next(size / 4, 3 * size / 4 + 1);
+        var dy = random.Next(size / 4, 3 * size / 4 + 1);
+        var shifted = new float[ranking.Length];
+        for (var y = 0; y < size; y++)
+            for (var x = 0; x < size; x++)
+                shifted[(y + dy) % size * size + (x + dx) % size] = ranking[y * size + x];
+        return shifted;
     }
 }

@@ -85,7 +85,7 @@ public static class HtmlReport
             Close(html);
         }
         foreach (var (name, task) in report.Tasks)
-            Task(html, name, task);
+            TaskSection(html, name, task);
         Rejected(html, report);
         html.Append("</main>\n<footer class=\"wrap\">Self-contained report written by MLTransfer: no network access is needed to view it.</footer>\n")
             .Append("<script>").Append(Script).Append("</script>\n</body>\n</html>\n");
@@ -178,7 +178,7 @@ public static class HtmlReport
         Close(html);
     }
 
-    private static void Task(StringBuilder html, string name, TaskReport task)
+    private static void TaskSection(StringBuilder html, string name, TaskReport task)
     {
         Open(html, $"task-{Id(name)}", $"Task {name} ({task.Kind.ToString().ToLowerInvariant()})",
             task.Missing > 0 ? $"{task.Missing:N0} image(s) without a label for this task were skipped." : null);

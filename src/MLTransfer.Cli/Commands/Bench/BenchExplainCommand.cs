@@ -121,6 +121,7 @@ public sealed class BenchExplainCommand : Command<BenchExplainSettings>
                 mean_probability = result.MeanProbability,
                 salient_drop = result.SalientDrop,
                 random_drop = result.RandomDrop,
+                shifted_drop = result.ShiftedDrop,
                 salient_larger = result.SalientLarger,
                 fraction = result.Fraction,
                 fill = settings.Fill.ToLowerInvariant(),
@@ -130,10 +131,10 @@ public sealed class BenchExplainCommand : Command<BenchExplainSettings>
             }));
             return 0;
         }
-        var table = new Table().AddColumns("Images", "Method", "Fill", "Test accuracy", "p(predicted)", $"Drop: salient {result.Fraction:P0}", $"Drop: random {result.Fraction:P0}",
+        var table = new Table().AddColumns("Images", "Method", "Fill", "Test accuracy", "p(predicted)", $"Drop: salient {result.Fraction:P0}", $"Drop: random {result.Fraction:P0}", "Drop: shifted salient",
             "Salient > random", "Explain s");
         table.AddRow(result.Images.ToString("N0"), ExplainCommand.Name(result.Method), settings.Fill.ToLowerInvariant(), result.Accuracy.ToString("F3"), result.MeanProbability.ToString("F3"),
-            $"[bold]{result.SalientDrop:F3}[/]", result.RandomDrop.ToString("F3"), result.SalientLarger.ToString("P0"), result.Seconds.ToString("F0"));
+            $"[bold]{result.SalientDrop:F3}[/]", result.RandomDrop.ToString("F3"), result.ShiftedDrop.ToString("F3"), result.SalientLarger.ToString("P0"), result.Seconds.ToString("F0"));
         console.Write(table);
         console.MarkupLineInterpolated($"Salient / random drop: {result.SalientDrop / result.RandomDrop:F2}x");
         return 0;
