@@ -204,26 +204,20 @@ public static class FeaturizationBenchmark
         var rounds = Math.Clamp(settings.Rounds, 1, paths.Count);
         var (reference, engineFeatures) = RunInterleaved(backbone, paths, engineOptions, settings.RunMlNet, rounds, log, phases, ref perPhase);
 
-        var cacheDirectory = Path.Combine(Path.GetTempPath(), "mltransfer", "bench-cache-" + Guid.NewGuid().ToString("N")[..12]);
-        try
+        using var scratch = IO.ScratchFolder.Create();
+        var cacheDirectory = scratch.Path;
+        engineOptions = engineOptions.Clone();
+        engineOptions.GraphDirectory = engineOptions.EffectiveGraphDirectory;
+        foreach (var name in new[] { ColdPhase, WarmPhase })
         {
-            foreach (var name in new[] { ColdPhase, WarmPhase })
+            var trace = new RssTrace(paths.Count);
+            var phase = Measure(name, paths.Count, log, ref perPhase, () =>
             {
-                var trace = new RssTrace(paths.Count);
-                var phase = Measure(name, paths.Count, log, ref perPhase, () =>
-                {
-                    using var engine = new OnnxImageFeaturizer(backbone, Clone(engineOptions, useCache: true, cacheDirectory));
-                    var result = engine.Featurize(paths, trace);
-                    return (result.Failed.Count, result.FromCache);
-                });
-                phases.Add(phase with { RssTrace = trace.Samples });
-            }
-        }
-        finally
-        {
-            new BottleneckCache(cacheDirectory).Clear();
-            if (Directory.Exists(cacheDirectory))
-                Directory.Delete(cacheDirectory, recursive: true);
+                using var engine = new OnnxImageFeaturizer(backbone, Clone(engineOptions, useCache: true, cacheDirectory));
+                var result = engine.Featurize(paths, trace);
+                return (result.Failed.Count, result.FromCache);
+            });
+            phases.Add(phase with { RssTrace = trace.Samples });
         }
 
         double? maxDiff = null;

@@ -50,8 +50,6 @@ public sealed class BenchFeaturizeCommand : Command<BenchFeaturizeCommand.Settin
         /// <inheritdoc />
         public override ValidationResult Validate()
         {
-            if (!Directory.Exists(Folder))
-                return ValidationResult.Error($"Image folder '{Folder}' does not exist.");
             if (Limit is < 1)
                 return ValidationResult.Error("--limit must be at least 1.");
             if (ImageSize is { } size && size != 224 && !NoMlNet)
@@ -74,6 +72,8 @@ public sealed class BenchFeaturizeCommand : Command<BenchFeaturizeCommand.Settin
     /// <inheritdoc />
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
+        if (!Directory.Exists(settings.Folder))
+            throw new DirectoryNotFoundException($"Image folder '{settings.Folder}' does not exist.");
         var benchmark = new FeaturizationBenchmarkSettings
         {
             Limit = settings.Limit,

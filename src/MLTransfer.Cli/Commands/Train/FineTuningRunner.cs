@@ -28,9 +28,9 @@ public sealed class FineTuningRunner : ITrainRunner
             Validation = validation?.Examples,
             Seed = settings.Seed,
             TrainTopBlocksOnly = settings.TopBlocksOnly,
-            CheckpointDirectory = Path.ChangeExtension(Path.GetFullPath(settings.Output), null) + ".checkpoints",
+            CheckpointDirectory = IO.OutputFile.Companion(settings.Output, ".checkpoints"),
             Resume = settings.Resume,
-            OnnxExportPath = Path.ChangeExtension(Path.GetFullPath(settings.Output), ".onnx"),
+            OnnxExportPath = IO.OutputFile.Companion(settings.Output, ".onnx"),
         };
         console.MarkupLineInterpolated($"[grey]checkpoints: {options.CheckpointDirectory}{(settings.Resume ? " (resuming)" : "")}[/]");
         return RunnerSupport.WithProgress(console, (_, onEpoch) =>

@@ -49,7 +49,7 @@ public sealed class MultiTaskFineTuningRunner : ITrainRunner
             },
             ValidationFraction = settings.ValidationFraction,
             Seed = settings.Seed,
-            OnnxPath = Path.ChangeExtension(Path.GetFullPath(settings.Output), ".onnx"),
+            OnnxPath = IO.OutputFile.Companion(settings.Output, ".onnx"),
         };
         var model = RunnerSupport.WithProgress(console, (_, onEpoch) =>
         {

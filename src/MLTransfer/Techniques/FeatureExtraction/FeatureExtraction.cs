@@ -143,11 +143,12 @@ public sealed class FeatureExtractionEstimator : IEstimator<TransferModel>
                 validation?.LabelIndices(classes) ?? [], _options.ImageClassification, _options.Seed, history);
             return linear.ToMLNet(_mlContext, ImagePipeline.FeaturesColumn);
         }
+        if (_options.Trainer is null && _options.Head == HeadKind.LbfgsMaximumEntropy)
+            return LbfgsHeadTrainer.Train(_mlContext, classes, train.Features, train.Examples.Select(e => e.Label).ToArray())
+                .ToMLNet(_mlContext, ImagePipeline.FeaturesColumn);
         var data = FeatureRows.ToDataView(_mlContext, train.Features, train.Examples.Select(e => e.Label).ToArray(), classes);
         var trainer = _options.Trainer ?? _options.Head switch
         {
-            HeadKind.LbfgsMaximumEntropy => _mlContext.MulticlassClassification.Trainers.LbfgsMaximumEntropy(
-                TransferData.LabelColumn, ImagePipeline.FeaturesColumn),
             HeadKind.SdcaMaximumEntropy => _mlContext.Transforms.NormalizeMinMax(ImagePipeline.FeaturesColumn)
                 .Append(_mlContext.MulticlassClassification.Trainers.SdcaMaximumEntropy(TransferData.LabelColumn, ImagePipeline.FeaturesColumn)),
             HeadKind.LightGbm => _mlContext.MulticlassClassification.Trainers.LightGbm(
@@ -176,5 +177,5 @@ public sealed class FeatureExtractionEstimator : IEstimator<TransferModel>
 
     /// <inheritdoc />
     public SchemaShape GetOutputSchema(SchemaShape inputSchema) =>
-        TransferData.ClassifierOutputSchema(_mlContext, inputSchema, _options.Backbone, _options.Engine.ImageSize, _options.Engine.GraphDirectory);
+        TransferData.ClassifierOutputSchema(_mlContext, inputSchema, _options.Backbone, _options.Engine.ImageSize, _options.Engine.EffectiveGraphDirectory);
 }
