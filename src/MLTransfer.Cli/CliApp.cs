@@ -56,6 +56,9 @@ public static partial class CliApp
                 .WithDescription("Evaluate a saved model on a labelled folder: metrics and confusion matrix.");
             config.AddCommand<PredictCommand>("predict")
                 .WithDescription("Predict the class of an image or of every image in a folder.");
+            config.AddCommand<ExplainCommand>("explain")
+                .WithDescription("Heat maps of where each image's predicted (or a named) class comes from: class-activation maps or occlusion, as PNG overlays.")
+                .WithExample("explain", "models/sample.zip", "data/sign-language-digits/3", "--output", "explanations");
             config.AddCommand<FeaturizeCommand>("featurize")
                 .WithDescription("Featurise a folder of images with the backbone and write features + labels as CSV or Parquet.");
             config.AddBranch("cluster", cluster =>
@@ -75,6 +78,8 @@ public static partial class CliApp
                     .WithDescription("Accuracy and fit time of plain ML.NET vs MLTransfer feature extraction on the same split.");
                 bench.AddCommand<BenchFeaturizeCommand>("featurize")
                     .WithDescription("Images/s of ML.NET's DnnFeaturizeImage vs the MLTransfer engine, cached re-run speed-up, peak memory.");
+                bench.AddCommand<BenchExplainCommand>("explain")
+                    .WithDescription("Faithfulness of heat maps: probability drop when deleting the most salient 20% of pixels vs a random 20%.");
                 bench.AddCommand<BenchDomainAdaptationCommand>("domain-adaptation")
                     .WithDescription("Domain adaptation: every method, both directions, against source-only.");
                 bench.AddCommand<BenchClusterCommand>("cluster")

@@ -4,6 +4,7 @@ using MLTransfer.Cli.Commands.Train;
 using MLTransfer.Cli.Rendering;
 using MLTransfer.Evaluation;
 using MLTransfer.Export;
+using MLTransfer.Reporting;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -37,6 +38,16 @@ public sealed class EvaluateSettings : CommonSettings
     [Description("Fail on the first unreadable image.")]
     public bool Strict { get; set; }
 
+    /// <summary>Skip the HTML report.</summary>
+    [CommandOption("--no-report")]
+    [Description("Do not write the self-contained HTML report (default: <model>.report.html).")]
+    public bool NoReport { get; set; }
+
+    /// <summary>Where the HTML report goes.</summary>
+    [CommandOption("--report")]
+    [Description("Path of the HTML report. Default: <model>.report.html beside the model.")]
+    public string? Report { get; set; }
+
     /// <summary>Confusion-matrix plot.</summary>
     [CommandOption("--plot")]
     [Description("Also write the confusion matrix as a PNG to this path (.png).")]
@@ -46,7 +57,7 @@ public sealed class EvaluateSettings : CommonSettings
     public override ValidationResult Validate() => Check.First(Check.Extension("--plot", Plot, ".png"));
 }
 
-/// <summary><c>mltransfer evaluate</c>: metrics and confusion matrix of a saved model on a labelled folder.</summary>
+/// <summary><c>mltransfer evaluate</c>: metrics, confusion matrix and HTML report of a saved model on a labelled folder.</summary>
 public sealed class EvaluateCommand : Command<EvaluateSettings>
 {
     /// <inheritdoc />
@@ -58,13 +69,20 @@ public sealed class EvaluateCommand : Command<EvaluateSettings>
         using var loaded = ModelFile.Open(settings.Model);
         var (mlContext, model) = (loaded.Context, loaded.Model);
         if (settings.Manifest is not null || Evaluate.MultiTaskEvaluation.IsMultiTask(model))
-            return Evaluate.MultiTaskEvaluation.Run(console, mlContext, model, settings.Manifest, settings.Folder, settings.Json, settings.Strict);
+            return Evaluate.MultiTaskEvaluation.Run(console, mlContext, model, settings.Manifest, settings.Folder, settings.Json, settings.Strict,
+                settings.NoReport ? null : settings.Report ?? HtmlReport.PathFor(settings.Model), settings.Model);
         if (settings.Folder is null)
             throw new UsageException("Give the labelled folder: mltransfer evaluate <model.zip> <folder>.");
         var folder = RunnerSupport.LoadFolder(console, settings.Folder, settings.Strict, minimumClasses: 1);
-        var report = ModelEvaluator.Evaluate(mlContext, model, folder.Examples);
+        var (report, predictions) = ModelEvaluator.EvaluateDetailed(mlContext, model, folder.Examples);
         if (settings.Plot is not null)
             Plots.ConfusionMatrix(report, settings.Plot, console);
+        if (!settings.NoReport)
+        {
+            var path = settings.Report ?? HtmlReport.PathFor(settings.Model);
+            HtmlReport.Write(ModelReport.FromEvaluation(mlContext, model, settings.Model, settings.Folder, report, predictions, folder.Rejected), path);
+            console.MarkupLineInterpolated($"[grey]report: {Path.GetFullPath(path)}[/]");
+        }
         if (settings.Json)
         {
             Console.Out.WriteLine(JsonSerializer.Serialize(ToJson(report, folder.Rejected.Count)));

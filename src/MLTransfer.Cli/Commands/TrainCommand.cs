@@ -3,12 +3,13 @@ using MLTransfer.Cli.Commands.Train;
 using MLTransfer.Cli.Rendering;
 using MLTransfer.Export;
 using MLTransfer.IO;
+using MLTransfer.Reporting;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
 namespace MLTransfer.Cli.Commands;
 
-/// <summary><c>mltransfer train</c>: trains with the chosen technique, saves the .zip atomically, prints metrics and writes plots.</summary>
+/// <summary><c>mltransfer train</c>: trains with the chosen technique, saves the .zip atomically, prints metrics, writes plots and the HTML report.</summary>
 public sealed class TrainCommand : Command<TrainSettings>
 {
     /// <summary>Techniques the command knows, by name.</summary>
@@ -40,6 +41,12 @@ public sealed class TrainCommand : Command<TrainSettings>
             var written = Plots.WriteAll(model.Report, output, console);
             foreach (var file in written)
                 console.MarkupLineInterpolated($"[grey]plot: {file}[/]");
+        }
+        if (!settings.NoReport)
+        {
+            var report = HtmlReport.PathFor(settings.Output);
+            HtmlReport.Write(ModelReport.FromTraining(mlContext, model, settings.Output, rejected: settings.SkippedImages), report);
+            console.MarkupLineInterpolated($"[grey]report: {report}[/]");
         }
         console.MarkupLineInterpolated($"[green]Saved[/] {output}");
         return 0;

@@ -171,6 +171,14 @@ public sealed class TrainSettings : CommonSettings
     [Description("Do not write the confusion-matrix and training-curve PNGs next to the model.")]
     public bool NoPlots { get; set; }
 
+    /// <summary>Skip the HTML report.</summary>
+    [CommandOption("--no-report")]
+    [Description("Do not write the self-contained HTML report <model>.report.html.")]
+    public bool NoReport { get; set; }
+
+    /// <summary>Images the runner's folder or manifest reading rejected (not an option: filled while training, listed in the report).</summary>
+    internal List<Data.RejectedImage> SkippedImages { get; } = [];
+
     /// <summary>The techniques <c>--technique</c> takes.</summary>
     public static readonly string[] Techniques = ["feature-extraction", "fine-tuning", "domain-adaptation", "multi-task", "multi-task-fine-tuning"];
 

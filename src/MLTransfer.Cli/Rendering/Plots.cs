@@ -34,6 +34,12 @@ public static class Plots
             written.Add(ConfusionMatrix(validation, OutputFile.Companion(modelPath, ".confusion.png"), console));
         if (report.History.Count > 0)
             written.Add(History(report.History, OutputFile.Companion(modelPath, ".history.png")));
+        if (report.Domains is { } domains)
+        {
+            var path = OutputFile.Companion(modelPath, ".domains.png");
+            AtomicFile.WriteAllBytes(path, MLTransfer.Reporting.Charts.DomainProjection(domains));
+            written.Add(path);
+        }
         return written;
     }
 

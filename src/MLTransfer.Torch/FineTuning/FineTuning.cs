@@ -74,13 +74,13 @@ public sealed class FineTuningEstimator : IEstimator<TransferModel>
             model.SaveOnnx(onnxPath);
 
         ClassificationReport? report = null;
+        IReadOnlyList<ImagePrediction> predictions = [];
         if (validation.Count > 0)
         {
             var index = model.ClassNames.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i, StringComparer.Ordinal);
-            report = ClassificationReport.Compute(
-                model.ClassNames,
-                validation.Select(e => index[e.Label]).ToArray(),
-                model.PredictProbabilities(validation.Select(e => e.ImagePath).ToArray()));
+            var scores = model.PredictProbabilities(validation.Select(e => e.ImagePath).ToArray());
+            report = ClassificationReport.Compute(model.ClassNames, validation.Select(e => index[e.Label]).ToArray(), scores);
+            predictions = validation.Select((e, i) => new ImagePrediction(e.ImagePath, e.Label, scores[i])).ToList();
         }
 
         return new TransferModel(chain, new TrainingReport
@@ -91,6 +91,7 @@ public sealed class FineTuningEstimator : IEstimator<TransferModel>
             ValidationCount = validation.Count,
             Rejected = rejected,
             Validation = report,
+            ValidationPredictions = predictions,
             History = model.History
                 .Select(m => new EpochMetrics(m.Epoch - 1, m.TrainLoss, m.TrainAccuracy, m.ValidationLoss ?? double.NaN, m.ValidationAccuracy ?? double.NaN, m.LearningRate))
                 .ToList(),

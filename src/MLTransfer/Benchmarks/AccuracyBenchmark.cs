@@ -60,6 +60,32 @@ public static class AccuracyBenchmark
     /// <param name="classes">Classes to keep; null keeps all.</param>
     /// <param name="perClass">Images per class; null keeps all.</param>
     public static IReadOnlyList<ImageExample> Subset(ImageFolder folder, IReadOnlyCollection<string>? classes, int? perClass) =>
-        folder.Examples.Where(e => classes is null || classes.Contains(e.Label))
+        Subset(folder.Examples, classes, perClass);
+
+    /// <summary>
+    /// The training and test images of a benchmark: a training folder and a test folder, or, without a test folder, a
+    /// seeded stratified 20 % of the training folder held out; each optionally limited to some classes and to the first
+    /// images of each class.
+    /// </summary>
+    /// <param name="trainFolder">Labelled training images.</param>
+    /// <param name="testFolder">Labelled test images; null holds out 20 % of the training folder.</param>
+    /// <param name="classes">Classes to keep; null keeps all.</param>
+    /// <param name="perClass">Training images per class; null keeps all.</param>
+    /// <param name="testPerClass">Test images per class; null keeps all.</param>
+    /// <param name="seed">Seed of the split.</param>
+    public static (IReadOnlyList<ImageExample> Train, IReadOnlyList<ImageExample> Test) TrainAndTest(string trainFolder, string? testFolder,
+        IReadOnlyCollection<string>? classes, int? perClass, int? testPerClass, int seed)
+    {
+        var all = Subset(ImageFolder.Load(trainFolder, new ImageFolderOptions { DecodeCheck = false }), classes, perClass);
+        if (testFolder is null)
+        {
+            var (train, test) = ImageFolder.StratifiedSplit(all, 0.2, seed);
+            return (train, Subset(test, null, testPerClass));
+        }
+        return (all, Subset(ImageFolder.Load(testFolder, new ImageFolderOptions { DecodeCheck = false, MinimumClasses = 1 }), classes, testPerClass));
+    }
+
+    private static IReadOnlyList<ImageExample> Subset(IReadOnlyList<ImageExample> examples, IReadOnlyCollection<string>? classes, int? perClass) =>
+        examples.Where(e => classes is null || classes.Contains(e.Label))
             .GroupBy(e => e.Label).SelectMany(g => perClass is { } n ? g.Take(n) : g).ToList();
 }

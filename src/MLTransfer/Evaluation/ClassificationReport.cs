@@ -8,6 +8,12 @@ namespace MLTransfer.Evaluation;
 /// <param name="Support">Images of this class.</param>
 public sealed record ClassMetrics(string Class, double Precision, double Recall, double F1, int Support);
 
+/// <summary>The model's probabilities for one labelled image.</summary>
+/// <param name="ImagePath">The image file.</param>
+/// <param name="Label">Its true class.</param>
+/// <param name="Probabilities">The model's probabilities, in the model's class order.</param>
+public sealed record ImagePrediction(string ImagePath, string Label, float[] Probabilities);
+
 /// <summary>Multiclass metrics: micro/macro accuracy, log-loss, per-class precision/recall/F1 and the confusion matrix.</summary>
 public sealed class ClassificationReport
 {

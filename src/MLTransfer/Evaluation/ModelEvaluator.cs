@@ -32,14 +32,25 @@ public static class ModelEvaluator
     /// <param name="examples">Labelled images.</param>
     /// <param name="scoreColumn">The probability column. The default value is <c>Score</c>.</param>
     /// <exception cref="InvalidDataException">The images carry classes the model does not know.</exception>
-    public static ClassificationReport Evaluate(MLContext mlContext, ITransformer model, IReadOnlyList<ImageExample> examples, string scoreColumn = "Score")
+    public static ClassificationReport Evaluate(MLContext mlContext, ITransformer model, IReadOnlyList<ImageExample> examples, string scoreColumn = "Score") =>
+        EvaluateDetailed(mlContext, model, examples, scoreColumn).Report;
+
+    /// <summary>Like <see cref="Evaluate"/>, and also returns the model's probabilities for each image.</summary>
+    /// <param name="mlContext">The ML.NET context.</param>
+    /// <param name="model">The model (trained or loaded).</param>
+    /// <param name="examples">Labelled images.</param>
+    /// <param name="scoreColumn">The probability column. The default value is <c>Score</c>.</param>
+    /// <exception cref="InvalidDataException">The images carry classes the model does not know.</exception>
+    public static (ClassificationReport Report, IReadOnlyList<ImagePrediction> Predictions) EvaluateDetailed(MLContext mlContext, ITransformer model,
+        IReadOnlyList<ImageExample> examples, string scoreColumn = "Score")
     {
         ArgumentNullException.ThrowIfNull(examples);
         var classes = Classes(model, scoreColumn);
         CheckLabels(classes, examples.Select(e => e.Label));
         var scores = Predict(mlContext, model, examples.Select(e => e.ImagePath).ToList(), scoreColumn);
         var index = classes.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i, StringComparer.Ordinal);
-        return ClassificationReport.Compute(classes, examples.Select(e => index[e.Label]).ToArray(), scores);
+        var report = ClassificationReport.Compute(classes, examples.Select(e => index[e.Label]).ToArray(), scores);
+        return (report, examples.Select((e, i) => new ImagePrediction(e.ImagePath, e.Label, scores[i])).ToList());
     }
 
     /// <summary>Throws a clear error when labels include classes the model was not trained on.</summary>

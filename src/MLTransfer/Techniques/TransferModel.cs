@@ -75,12 +75,30 @@ public sealed class TrainingReport
     /// <summary>Per-epoch history for techniques that train with epochs; empty otherwise.</summary>
     public IReadOnlyList<EpochMetrics> History { get; init; } = [];
 
+    /// <summary>
+    /// The model's probabilities for each validation image (in <see cref="Classes"/> order), for per-image views such as the
+    /// worst predictions of the HTML report; empty when there was no validation set or the technique does not record them.
+    /// </summary>
+    public IReadOnlyList<ImagePrediction> ValidationPredictions { get; init; } = [];
+
+    /// <summary>Domain adaptation: source and target features before and after adaptation, projected to 2-D; null for other techniques.</summary>
+    public DomainProjection? Domains { get; init; }
+
     /// <summary>Wall time of featurisation.</summary>
     public TimeSpan FeaturizationTime { get; init; }
 
     /// <summary>Wall time of training.</summary>
     public TimeSpan TrainingTime { get; init; }
 }
+
+/// <summary>
+/// Source and target features projected onto their two leading principal components, before adaptation (raw backbone
+/// features) and after (what the head reads); each array holds the source points, then the target points.
+/// </summary>
+/// <param name="Method">The adaptation method.</param>
+/// <param name="Before">Source and target points of the raw features.</param>
+/// <param name="After">Source and target points of the adapted features.</param>
+public sealed record DomainProjection(string Method, (double X, double Y)[][] Before, (double X, double Y)[][] After);
 
 /// <summary>Metrics of one training epoch, as passed to metrics callbacks.</summary>
 /// <param name="Epoch">Zero-based epoch.</param>

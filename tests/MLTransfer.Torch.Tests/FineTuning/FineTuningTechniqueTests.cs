@@ -12,7 +12,7 @@ namespace MLTransfer.Torch.Tests.FineTuning;
 
 public class FineTuningTechniqueTests
 {
-    private static ImageExample[] Images(int classes, int perClass, int skip = 0) =>
+    internal static ImageExample[] Images(int classes, int perClass, int skip = 0) =>
         TestData.Images(classes, perClass, skip).Select(i => new ImageExample { ImagePath = i.Path, Label = i.Label.ToString(System.Globalization.CultureInfo.InvariantCulture) }).ToArray();
 
     [Test]

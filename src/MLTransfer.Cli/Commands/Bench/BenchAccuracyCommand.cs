@@ -1,7 +1,6 @@
 using System.ComponentModel;
 using System.Text.Json;
 using MLTransfer.Benchmarks;
-using MLTransfer.Data;
 using MLTransfer.Featurization;
 using MLTransfer.Techniques.FeatureExtraction;
 using Spectre.Console;
@@ -50,16 +49,7 @@ public sealed class BenchAccuracyCommand : Command<BenchAccuracySettings>
     {
         var console = CliApp.Ui(settings.Json);
         var classes = settings.Classes?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet();
-        var folder = ImageFolder.Load(settings.Train, new ImageFolderOptions { DecodeCheck = false });
-        var all = AccuracyBenchmark.Subset(folder, classes, settings.PerClass);
-        IReadOnlyList<ImageExample> train, test;
-        if (settings.Test is null)
-            (train, test) = ImageFolder.StratifiedSplit(all, 0.2, settings.Seed);
-        else
-        {
-            train = all;
-            test = AccuracyBenchmark.Subset(ImageFolder.Load(settings.Test, new ImageFolderOptions { DecodeCheck = false, MinimumClasses = 1 }), classes, null);
-        }
+        var (train, test) = AccuracyBenchmark.TrainAndTest(settings.Train, settings.Test, classes, settings.PerClass, null, settings.Seed);
         console.MarkupLineInterpolated($"{train.Count} training and {test.Count} test images, {train.Select(e => e.Label).Distinct().Count()} classes");
         var options = new FeatureExtractionOptions { ValidationFraction = 0, Seed = settings.Seed, Engine = new FeaturizerOptions { UseCache = false } };
         var results = AccuracyBenchmark.Run(train, test, options, line => console.MarkupLineInterpolated($"[grey]{line}[/]"));

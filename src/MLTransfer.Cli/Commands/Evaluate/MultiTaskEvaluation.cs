@@ -4,6 +4,7 @@ using MLTransfer.Cli.Commands.Train;
 using MLTransfer.Cli.Rendering;
 using MLTransfer.Data;
 using MLTransfer.Evaluation;
+using MLTransfer.Reporting;
 using Spectre.Console;
 
 namespace MLTransfer.Cli.Commands.Evaluate;
@@ -27,7 +28,10 @@ public static class MultiTaskEvaluation
     /// <param name="folder">Class folders, when the model has exactly one classification task.</param>
     /// <param name="json">Print exactly one JSON object on stdout.</param>
     /// <param name="strict">Fail on unreadable images.</param>
-    public static int Run(IAnsiConsole console, MLContext mlContext, ITransformer model, string? manifest, string? folder, bool json, bool strict)
+    /// <param name="reportPath">Where to write the HTML report with one section per task; null writes none.</param>
+    /// <param name="modelPath">The model file, shown in the report.</param>
+    public static int Run(IAnsiConsole console, MLContext mlContext, ITransformer model, string? manifest, string? folder, bool json, bool strict,
+        string? reportPath = null, string modelPath = "")
     {
         var tasks = MultiTaskEvaluator.Tasks(model);
         string? folderTask = null;
@@ -40,6 +44,19 @@ public static class MultiTaskEvaluation
         }
         var images = MultiTaskRunner.LoadManifest(console, manifest, folder, folderTask, strict, tasks);
         var reports = MultiTaskEvaluator.Evaluate(mlContext, model, images);
+        if (reportPath is not null)
+        {
+            HtmlReport.Write(new ModelReport
+            {
+                Title = $"{Path.GetFileName(modelPath)}: evaluation",
+                Subtitle = Path.GetFullPath(modelPath),
+                Summary = [new("Evaluated", Path.GetFullPath(manifest ?? folder!)), new("Images", images.Examples.Count.ToString("N0")), new("Tasks", string.Join(", ", reports.Keys))],
+                MetricsLabel = "Evaluation",
+                Rejected = images.Rejected,
+                Tasks = reports,
+            }, reportPath);
+            console.MarkupLineInterpolated($"[grey]report: {Path.GetFullPath(reportPath)}[/]");
+        }
         if (json)
         {
             Console.Out.WriteLine(JsonSerializer.Serialize(ToJson(reports, images)));

@@ -12,8 +12,8 @@ namespace MLTransfer.Cli.Commands.Train;
 /// <summary>
 /// <c>--technique domain-adaptation --target &lt;unlabelled folder&gt; --method coral|adabn|dann|mmd|deep-coral|source-only
 /// [--target-test &lt;labelled folder&gt;]</c>: trains the adapted model and its source-only peer (same backbone, head
-/// and budget), prints both accuracies on the target test folder (used for this report only) and writes a PCA
-/// plot of source and target features before and after adaptation next to the model.
+/// and budget), prints both accuracies on the target test folder (used for this report only) and its training report carries a PCA
+/// projection of source and target features before and after adaptation (plotted next to the model and in its report).
 /// </summary>
 public sealed class DomainAdaptationRunner : ITrainRunner
 {
@@ -29,6 +29,7 @@ public sealed class DomainAdaptationRunner : ITrainRunner
         var method = settings.Method.ToLowerInvariant();
         var baseline = method is "dann" or "mmd" or "deep-coral" ? "adapter-source-only" : "source-only";
         var folder = RunnerSupport.LoadFolder(console, settings.Folder!, settings.Strict);
+        settings.SkippedImages.AddRange(folder.Rejected);
         var targetCount = TargetImages.List(settings.Target).Count;
         console.MarkupLineInterpolated($"[grey]{Path.GetFullPath(settings.Target)}[/]: {targetCount} unlabelled target images (labels, if any, are ignored)");
         var backbone = RunnerSupport.Backbone(settings);
@@ -82,10 +83,6 @@ public sealed class DomainAdaptationRunner : ITrainRunner
             table.AddRow(baseline, $"{peerAccuracy:P1}");
             table.AddRow($"[bold]{adapted.Method}[/]", $"[bold]{adaptedAccuracy:P1}[/] ({(adaptedAccuracy - peerAccuracy) * 100:+0.0;-0.0} pts)");
             console.Write(table);
-        }
-        if (!settings.NoPlots)
-        {
-            console.MarkupLineInterpolated($"[grey]plot: {DomainPlots.Projection(adapted, IO.OutputFile.Companion(settings.Output, ".domains.png"))}[/]");
         }
         return adapted.Model;
     }

@@ -21,6 +21,7 @@ public sealed class MultiTaskFineTuningRunner : ITrainRunner
     public TransferModel Train(TrainSettings settings, MLContext mlContext, IAnsiConsole console)
     {
         var manifest = MultiTaskRunner.LoadManifest(console, settings.Manifest, settings.Folder, settings.Tasks, settings.Strict);
+        settings.SkippedImages.AddRange(manifest.Rejected);
         var defaults = new MultiTaskFineTuningOptions();
         var options = new MultiTaskFineTuningOptions
         {

@@ -21,6 +21,7 @@ public sealed class MultiTaskRunner : ITrainRunner
     public TransferModel Train(TrainSettings settings, MLContext mlContext, IAnsiConsole console)
     {
         var manifest = LoadManifest(console, settings.Manifest, settings.Folder, settings.Tasks, settings.Strict);
+        settings.SkippedImages.AddRange(manifest.Rejected);
         var validationIsCsv = settings.Validation?.EndsWith(".csv", StringComparison.OrdinalIgnoreCase) == true;
         var validation = settings.Validation is null ? null
             : LoadManifest(console, validationIsCsv ? settings.Validation : null, settings.Validation,

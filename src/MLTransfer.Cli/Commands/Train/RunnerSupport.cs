@@ -50,6 +50,7 @@ public static class RunnerSupport
         var validation = settings.Validation is null ? null : LoadFolder(console, settings.Validation, settings.Strict, minimumClasses: 1);
         if (validation is not null)
             Evaluation.ModelEvaluator.CheckLabels(train.Classes, validation.Examples.Select(e => e.Label));
+        settings.SkippedImages.AddRange(train.Rejected.Concat(validation?.Rejected ?? []));
         return (train, validation);
     }
 

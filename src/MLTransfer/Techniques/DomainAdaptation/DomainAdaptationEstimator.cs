@@ -92,11 +92,20 @@ public abstract class DomainAdaptationEstimator : IEstimator<TransferModel>
         var trainingTime = clock.Elapsed;
 
         ClassificationReport? report = null;
+        IReadOnlyList<ImagePrediction> predictions = [];
         if (validation is { Examples.Count: > 0 })
         {
             var features = adaptation.HeadValidationFeatures ?? validation.Features;
-            report = ClassificationReport.Compute(classes, validation.LabelIndices(classes), features.Select(f => head.Predict(f)).ToArray());
+            var scores = features.Select(f => head.Predict(f)).ToArray();
+            report = ClassificationReport.Compute(classes, validation.LabelIndices(classes), scores);
+            predictions = validation.Examples.Select((e, i) => new ImagePrediction(e.ImagePath, e.Label, scores[i])).ToList();
         }
+        var sourceRows = TargetImages.Sample(Enumerable.Range(0, train.Features.Length).ToList(), Options.ProjectionSamples, Options.Seed);
+        var targetRows = TargetImages.Sample(Enumerable.Range(0, target.Features.Length).ToList(), Options.ProjectionSamples, Options.Seed);
+        var sourceBefore = sourceRows.Select(i => train.Features[i]).ToArray();
+        var targetBefore = targetRows.Select(i => target.Features[i]).ToArray();
+        var sourceAfter = sourceRows.Select(i => adaptation.HeadTrainFeatures[i]).ToArray();
+        var targetAfter = targetRows.Select(i => targetForHead[i]).ToArray();
         var model = new TransferModel(chain, new TrainingReport
         {
             Technique = "domain-adaptation/" + Method,
@@ -106,15 +115,13 @@ public abstract class DomainAdaptationEstimator : IEstimator<TransferModel>
             Rejected = train.Rejected.Concat(validation?.Rejected ?? []).Concat(target.Rejected).ToList(),
             FromCache = train.FromCache + (validation?.FromCache ?? 0) + target.FromCache,
             Validation = report,
+            ValidationPredictions = predictions,
+            Domains = new DomainProjection(Method, FeatureProjection.Pca2(sourceBefore, targetBefore), FeatureProjection.Pca2(sourceAfter, targetAfter)),
             History = adaptation.History,
             FeaturizationTime = featurizationTime,
             TrainingTime = trainingTime,
         });
-        var sourceRows = TargetImages.Sample(Enumerable.Range(0, train.Features.Length).ToList(), Options.ProjectionSamples, Options.Seed);
-        var targetRows = TargetImages.Sample(Enumerable.Range(0, target.Features.Length).ToList(), Options.ProjectionSamples, Options.Seed);
-        return new DomainAdaptationResult(model, Method, head, sourceRows.Select(i => train.Features[i]).ToArray(), targetRows.Select(i => target.Features[i]).ToArray(),
-            sourceRows.Select(i => adaptation.HeadTrainFeatures[i]).ToArray(), targetRows.Select(i => targetForHead[i]).ToArray(),
-            target.Examples.Count, adaptation.TargetAsExported);
+        return new DomainAdaptationResult(model, Method, head, sourceBefore, targetBefore, sourceAfter, targetAfter, target.Examples.Count, adaptation.TargetAsExported);
     }
 
     private LinearHead SelfTrain(LinearHead head, IReadOnlyList<string> classes, float[][] source, string[] labels, float[][] target)

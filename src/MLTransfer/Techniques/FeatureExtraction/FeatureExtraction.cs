@@ -97,10 +97,12 @@ public sealed class FeatureExtractionEstimator : IEstimator<TransferModel>
         var trainingTime = clock.Elapsed;
 
         ClassificationReport? report = null;
+        IReadOnlyList<ImagePrediction> predictions = [];
         if (validation is { Examples.Count: > 0 })
         {
             var scores = HeadScores(head, validation.Features);
             report = ClassificationReport.Compute(ModelClasses(chain, classes), validation.LabelIndices(ModelClasses(chain, classes)), scores);
+            predictions = validation.Examples.Select((e, i) => new ImagePrediction(e.ImagePath, e.Label, scores[i])).ToList();
         }
         return new TransferModel(chain, new TrainingReport
         {
@@ -111,6 +113,7 @@ public sealed class FeatureExtractionEstimator : IEstimator<TransferModel>
             Rejected = train.Rejected.Concat(validation?.Rejected ?? []).ToList(),
             FromCache = train.FromCache + (validation?.FromCache ?? 0),
             Validation = report,
+            ValidationPredictions = predictions,
             History = history,
             FeaturizationTime = featurizationTime,
             TrainingTime = trainingTime,

@@ -35,7 +35,10 @@ public class DomainAdaptationRunnerTests
         TestContext.Out.WriteLine(printed);
         Assert.That(model.Report.Technique, Is.EqualTo("domain-adaptation/" + method));
         Assert.That(printed, Does.Contain(peer).And.Contain(method).And.Contain("Target test"));
+        Assert.That(model.Report.Domains, Is.Not.Null, "the report carries the source/target projection");
+        Assert.That(model.Report.Domains!.Before.Select(g => g.Length), Is.All.GreaterThan(0));
         var plot = Path.ChangeExtension(output, null) + ".domains.png";
+        Assert.That(MLTransfer.Cli.Rendering.Plots.WriteAll(model.Report, output), Does.Contain(plot));
         Assert.That(File.Exists(plot) && new FileInfo(plot).Length > 1000, plot);
         Assert.That(() => new DomainAdaptationRunner().Train(new TrainSettings { Folder = settings.Folder, Technique = "domain-adaptation" }, new MLContext(), console),
             Throws.ArgumentException.With.Message.Contains("--target"));

@@ -1,0 +1,44 @@
+using Google.Protobuf;
+using Microsoft.ML.OnnxRuntime;
+using MLTransfer.Backbones;
+using MLTransfer.Featurization;
+using MLTransfer.Tests.TestSupport;
+using NUnit.Framework;
+
+namespace MLTransfer.Tests.Backbones;
+
+public class GraphOutputsTests
+{
+    [TestCase(224, 7)]
+    [TestCase(64, 2)]
+    public void The_exposed_last_convolutional_map_averages_to_the_pooled_features(int size, int cells)
+    {
+        var fused = FeaturizerGraph.Build(Backbone.ResNet18(), size);
+        var site = GraphOutputs.FindGlobalPooling(fused, FeaturizerGraph.OutputName);
+        Assert.That(site, Is.Not.Null);
+        Assert.That(site!.Operator, Is.EqualTo(size == 224 ? "AveragePool" : "GlobalAveragePool"), "the native size keeps ResNet18's fixed 7×7 pool");
+        Assert.That(site.After.Select(n => n.OpType), Is.EqualTo(new[] { "Flatten" }));
+
+        var pixels = new float[ImagePreprocessor.PixelCount(size)];
+        Assert.That(ImagePreprocessor.TryLoadPixels(TestData.SampleImage("4", 2), size, pixels), Is.Null);
+        using var session = new InferenceSession(GraphOutputs.WithOutputs(fused, [site.MapName]).ToByteArray());
+        using var input = OrtValue.CreateTensorValueFromMemory(pixels, [1, 3, size, size]);
+        using var outputs = session.Run(new RunOptions(), [FeaturizerGraph.InputName], [input], [FeaturizerGraph.OutputName, site.MapName]);
+        var features = outputs[0].GetTensorDataAsSpan<float>().ToArray();
+        var map = outputs[1].GetTensorDataAsSpan<float>().ToArray();
+        Assert.That(outputs[1].GetTensorTypeAndShape().Shape, Is.EqualTo(new long[] { 1, 512, cells, cells }));
+        var means = Enumerable.Range(0, 512).Select(c => map.AsSpan(c * cells * cells, cells * cells).ToArray().Average()).ToArray();
+        Assert.That(TestData.MaxAbsDifference(means, features), Is.LessThan(1e-4));
+    }
+
+    [Test]
+    public void Should_find_no_affine_pooling_behind_a_relu_and_reject_unknown_names()
+    {
+        var fused = FeaturizerGraph.Build(Backbone.ResNet18(), 64);
+        var flatten = fused.Graph.Node.Single(n => n.Output.Contains(FeaturizerGraph.OutputName));
+        flatten.Output[0] = "flat";
+        fused.Graph.Node.Add(FeaturizerGraph.Node("Relu", "relu", ["flat"], [FeaturizerGraph.OutputName]));
+        Assert.That(GraphOutputs.FindGlobalPooling(fused, FeaturizerGraph.OutputName), Is.Null);
+        Assert.That(() => GraphOutputs.WithOutputs(fused, ["no_such_value"]), Throws.TypeOf<InvalidDataException>().With.Message.Contains("no_such_value"));
+    }
+}
