@@ -363,7 +363,7 @@ public static class InferenceGraph
         return values;
     }
 
-    private static (double[] Scale, double[] Shift)? BatchNormAffine(GraphProto graph, NodeProto node, int channels)
+    internal static (double[] Scale, double[] Shift)? BatchNormAffine(GraphProto graph, NodeProto node, int channels)
     {
         if (node.Input.Count < 5 || node.Output.Count < 1)
             return null;
