@@ -26,6 +26,9 @@ public static class CliApp
                 .WithDescription("Predict the class of an image or of every image in a folder.");
             config.AddCommand<FeaturizeCommand>("featurize")
                 .WithDescription("Featurise a folder of images with the backbone and write features + labels as CSV or Parquet.");
+            config.AddCommand<QuantizeCommand>("quantize")
+                .WithDescription("Quantise a model's backbone to int8 (static QDQ, calibrated on your images); the .zip still loads with ML.NET only.")
+                .WithExample("quantize", "models/sample.zip", "--calibration", "data/sign-language-digits", "--output", "models/sample-int8.zip");
             config.AddBranch("bench", bench =>
             {
                 bench.SetDescription("Benchmarks against plain ML.NET, measured in the same run.");
@@ -33,6 +36,8 @@ public static class CliApp
                     .WithDescription("Accuracy and fit time of plain ML.NET vs MLTransfer feature extraction on the same split.");
                 bench.AddCommand<BenchFeaturizeCommand>("featurize")
                     .WithDescription("Images/s of ML.NET's DnnFeaturizeImage vs the MLTransfer engine, cached re-run speed-up, peak memory.");
+                bench.AddCommand<BenchQuantizeCommand>("quantize")
+                    .WithDescription("int8 vs fp32 engine images/s in the same run, per-operator profile, accuracy and size before and after quantize.");
                 bench.AddCommand<BenchDomainAdaptationCommand>("domain-adaptation")
                     .WithDescription("Domain adaptation: every method, both directions, against source-only.");
                 bench.AddCommand<BenchMultiTaskCommand>("multi-task")

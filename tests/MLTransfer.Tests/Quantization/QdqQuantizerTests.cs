@@ -22,12 +22,15 @@ public class QdqQuantizerTests
 
     private static readonly string[] Probes = TestData.Subset(TestData.Sample, 1, 10, ["0", "2", "5", "7", "9"]).Select(e => e.ImagePath).ToArray();
 
+    private static readonly Lazy<ModelProto> Fused = new(() => FeaturizerGraph.Build(Backbone.ResNet18(), Size));
+
+    private static readonly Lazy<(ModelProto Graph, QuantizationSummary Summary)> Quantized = new(() =>
+        (QdqQuantizer.Quantize(Fused.Value, Calibration, null, out var summary), summary));
+
     [Test]
     public void Should_write_a_standard_opset_13_graph_with_per_channel_int8_weights()
     {
-        var fused = FeaturizerGraph.Build(Backbone.ResNet18(), Size);
-
-        var quantized = QdqQuantizer.Quantize(fused, Calibration, null, out var summary);
+        var (quantized, summary) = Quantized.Value;
 
         Assert.That(summary.QuantizedConvolutions, Is.EqualTo(ResNet18Convolutions));
         Assert.That(summary.FoldedBatchNormalizations, Is.EqualTo(ResNet18Convolutions));
@@ -59,7 +62,7 @@ public class QdqQuantizerTests
     [Test]
     public void Should_run_every_convolution_on_int8_kernels_in_onnx_runtime()
     {
-        var quantized = QdqQuantizer.Quantize(FeaturizerGraph.Build(Backbone.ResNet18(), Size), Calibration, null, out _);
+        var quantized = Quantized.Value.Graph;
         var optimizedPath = Path.Combine(TestData.TempFolder(), "optimized.onnx");
 
         using (var options = OnnxImageFeaturizer.CreateSessionOptions(1))
@@ -77,12 +80,10 @@ public class QdqQuantizerTests
     [Test]
     public void Should_give_features_close_to_the_float_graph()
     {
-        var fused = FeaturizerGraph.Build(Backbone.ResNet18(), Size);
-        var quantized = QdqQuantizer.Quantize(fused, Calibration, null, out _);
         var pixels = Pixels(Probes);
 
-        var reference = Run(fused, pixels, Probes.Length);
-        var int8 = Run(quantized, pixels, Probes.Length);
+        var reference = Run(Fused.Value, pixels, Probes.Length);
+        var int8 = Run(Quantized.Value.Graph, pixels, Probes.Length);
 
         for (var i = 0; i < Probes.Length; i++)
         {
@@ -95,7 +96,7 @@ public class QdqQuantizerTests
     [Test]
     public void Should_keep_the_function_of_the_graph_when_folding_and_raising_the_opset()
     {
-        var fused = FeaturizerGraph.Build(Backbone.ResNet18(), Size);
+        var fused = Fused.Value;
 
         var prepared = QdqQuantizer.Prepare(fused, Size, out var folded);
 
@@ -111,10 +112,8 @@ public class QdqQuantizerTests
     [Test]
     public void Should_be_deterministic()
     {
-        var fused = FeaturizerGraph.Build(Backbone.ResNet18(), Size);
-
-        var first = QdqQuantizer.Quantize(fused, Calibration, null, out _).ToByteArray();
-        var second = QdqQuantizer.Quantize(fused, Calibration, null, out _).ToByteArray();
+        var first = Quantized.Value.Graph.ToByteArray();
+        var second = QdqQuantizer.Quantize(Fused.Value, Calibration, null, out _).ToByteArray();
 
         Assert.That(second, Is.EqualTo(first));
     }
@@ -122,7 +121,7 @@ public class QdqQuantizerTests
     [Test]
     public void Should_refuse_a_graph_that_is_already_quantised_or_not_an_image_graph()
     {
-        var quantized = QdqQuantizer.Quantize(FeaturizerGraph.Build(Backbone.ResNet18(), Size), Calibration.Take(2).ToArray(), null, out _);
+        var quantized = Quantized.Value.Graph;
         var noPixels = FeaturizerGraph.Build(Backbone.ResNet18(), Size);
         noPixels.Graph.Input[0].Name = "Image";
 
@@ -148,7 +147,7 @@ public class QdqQuantizerTests
     {
         var folder = TestData.TempFolder();
         var (empty, text, truncated) = FeaturizationTestSupport.UnreadableImages(folder);
-        var fused = FeaturizerGraph.Build(Backbone.ResNet18(), Size);
+        var fused = Fused.Value;
 
         QdqQuantizer.Quantize(fused, [empty, Calibration[0], text], null, out var summary);
 
