@@ -461,11 +461,11 @@ public static class InferenceGraph
         return true;
     }
 
-    private static List<NodeProto> Consumers(GraphProto graph, string tensor) => graph.Node.Where(n => n.Input.Contains(tensor)).ToList();
+    internal static List<NodeProto> Consumers(GraphProto graph, string tensor) => graph.Node.Where(n => n.Input.Contains(tensor)).ToList();
 
-    private static TensorProto? Initializer(GraphProto graph, string name) => graph.Initializer.FirstOrDefault(t => t.Name == name);
+    internal static TensorProto? Initializer(GraphProto graph, string name) => graph.Initializer.FirstOrDefault(t => t.Name == name);
 
-    private static float[]? Floats(GraphProto graph, string name) =>
+    internal static float[]? Floats(GraphProto graph, string name) =>
         Initializer(graph, name) is { DataType: (int)TensorProto.Types.DataType.Float } tensor ? FeaturizerGraph.TensorValues(tensor) : null;
 
     private static void Shape(GraphProto graph, string name, params long[] values)

@@ -203,7 +203,7 @@ public static class QuantizationBenchmark
     }
 
     /// <summary>
-    /// Trains a feature-extraction model (float engine, default head) on the training images, saves it, quantises the
+    /// Trains a feature-extraction model (float engine, default head, default bottleneck cache) on the training images, saves it, quantises the
     /// <c>.zip</c> with calibration on the training images, and scores both <c>.zip</c> files through ML.NET on the test images.
     /// </summary>
     /// <param name="dataset">Name of the dataset, for the report.</param>
@@ -223,7 +223,7 @@ public static class QuantizationBenchmark
             var options = new FeatureExtractionOptions
             {
                 ValidationFraction = 0,
-                Engine = new FeaturizerOptions { ImageSize = settings.ImageSize, GraphDirectory = folder, CacheDirectory = Path.Combine(folder, "cache") },
+                Engine = new FeaturizerOptions { ImageSize = settings.ImageSize, GraphDirectory = folder },
             };
             var model = ml.Transfer().FeatureExtraction(options).Fit(ml.Data.LoadFromEnumerable(train));
             var floatPath = Path.Combine(folder, "model.zip");

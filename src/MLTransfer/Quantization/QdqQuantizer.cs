@@ -347,13 +347,30 @@ public static class QdqQuantizer
         var ranges = tensors.ToDictionary(t => t, _ => (Min: float.PositiveInfinity, Max: float.NegativeInfinity), StringComparer.Ordinal);
         using var sessionOptions = OnnxImageFeaturizer.CreateSessionOptions();
         using var session = CreateSession(probe, sessionOptions);
+        var passes = options.Method == CalibrationMethod.Percentile ? 2 : 1;
+        (used, rejected) = RunCalibration(session, tensors, images, imageSize, options.BatchSize, (t, v) => Widen(ranges, t, v),
+            progress is null ? null : new Progress<(int Done, int Total)>(p => progress.Report((p.Done, p.Total * passes))));
+        if (used == 0)
+            throw new InvalidDataException($"None of the {images.Count} calibration images could be read as an image.");
+        if (passes == 1)
+            return ranges;
+        var histograms = tensors.ToDictionary(t => t, _ => new long[HistogramBins], StringComparer.Ordinal);
+        RunCalibration(session, tensors, images, imageSize, options.BatchSize, (t, v) => Count(histograms[t], ranges[t], v),
+            progress is null ? null : new Progress<(int Done, int Total)>(p => progress.Report((p.Total + p.Done, 2 * p.Total))));
+        return tensors.ToDictionary(t => t, t => PercentileRange(histograms[t], ranges[t], options.Percentile), StringComparer.Ordinal);
+    }
+
+    private const int HistogramBins = 2048;
+
+    // Runs the probe graph over the images in batches and hands every calibrated tensor's values to a visitor.
+    private static (int Used, int Rejected) RunCalibration(InferenceSession session, IReadOnlyList<string> tensors, IReadOnlyList<string> images,
+        int imageSize, int batchSize, Action<string, ReadOnlySpan<float>> visit, IProgress<(int Done, int Total)>? progress)
+    {
         var plane = ImagePreprocessor.PixelCount(imageSize);
-        var batch = new float[options.BatchSize * plane];
+        var batch = new float[batchSize * plane];
         var outputNames = tensors.Where(t => t != FeaturizerGraph.InputName).ToArray();
         var rangeOfInput = tensors.Contains(FeaturizerGraph.InputName);
-        used = 0;
-        rejected = 0;
-        var count = 0;
+        var (used, rejected, count) = (0, 0, 0);
         for (var i = 0; i < images.Count; i++)
         {
             string? problem;
@@ -369,19 +386,57 @@ public static class QdqQuantizer
                 count++;
             else
                 rejected++;
-            if (count == options.BatchSize || (i == images.Count - 1 && count > 0))
+            if (count == batchSize || (i == images.Count - 1 && count > 0))
             {
-                Accumulate(session, batch, count, imageSize, outputNames, ranges);
+                var memory = new Memory<float>(batch, 0, count * plane);
+                using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, memory, [count, 3, imageSize, imageSize]);
+                using var runOptions = new RunOptions();
+                using var outputs = session.Run(runOptions, [FeaturizerGraph.InputName], [input], outputNames);
+                for (var o = 0; o < outputNames.Length; o++)
+                    visit(outputNames[o], outputs[o].GetTensorDataAsSpan<float>());
                 if (rangeOfInput)
-                    Widen(ranges, FeaturizerGraph.InputName, batch.AsSpan(0, count * plane));
+                    visit(FeaturizerGraph.InputName, batch.AsSpan(0, count * plane));
                 used += count;
                 count = 0;
             }
             progress?.Report((i + 1, images.Count));
         }
-        if (used == 0)
-            throw new InvalidDataException($"None of the {images.Count} calibration images could be read as an image.");
-        return ranges;
+        return (used, rejected);
+    }
+
+    private static void Count(long[] histogram, (float Min, float Max) range, ReadOnlySpan<float> values)
+    {
+        var width = range.Max - range.Min;
+        if (!(width > 0))
+            return;
+        var scale = histogram.Length / width;
+        var last = histogram.Length - 1;
+        foreach (var v in values)
+            histogram[Math.Clamp((int)((v - range.Min) * scale), 0, last)]++;
+    }
+
+    // The range holding `percentile` % of the values on each side of the histogram (the lower tail clipped at 100 − p %).
+    internal static (float Min, float Max) PercentileRange(long[] histogram, (float Min, float Max) range, double percentile)
+    {
+        var total = histogram.Sum();
+        if (total == 0 || !(range.Max > range.Min))
+            return range;
+        var width = (range.Max - range.Min) / histogram.Length;
+        var lowCount = total * (1 - percentile / 100);
+        var highCount = total * percentile / 100;
+        long cumulative = 0;
+        int? low = null, high = null;
+        for (var b = 0; b < histogram.Length && high is null; b++)
+        {
+            cumulative += histogram[b];
+            if (low is null && cumulative > lowCount)
+                low = b;
+            if (cumulative >= highCount)
+                high = b;
+        }
+        var min = low is 0 ? range.Min : range.Min + low!.Value * width;
+        var max = high is { } h ? range.Min + (h + 1) * width : range.Max;
+        return (min, Math.Min(max, range.Max));
     }
 
     private static InferenceSession CreateSession(ModelProto model, SessionOptions options)
@@ -394,17 +449,6 @@ public static class QdqQuantizer
         {
             throw new InvalidDataException($"ONNX Runtime cannot load the graph prepared for quantisation: {e.Message}", e);
         }
-    }
-
-    private static void Accumulate(InferenceSession session, float[] batch, int count, int imageSize, string[] outputNames,
-        Dictionary<string, (float Min, float Max)> ranges)
-    {
-        var memory = new Memory<float>(batch, 0, count * ImagePreprocessor.PixelCount(imageSize));
-        using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, memory, [count, 3, imageSize, imageSize]);
-        using var runOptions = new RunOptions();
-        using var outputs = session.Run(runOptions, [FeaturizerGraph.InputName], [input], outputNames);
-        for (var o = 0; o < outputNames.Length; o++)
-            Widen(ranges, outputNames[o], outputs[o].GetTensorDataAsSpan<float>());
     }
 
     private static void Widen(Dictionary<string, (float Min, float Max)> ranges, string tensor, ReadOnlySpan<float> values)
@@ -550,10 +594,9 @@ public static class QdqQuantizer
             graph.Initializer.Remove(tensor);
     }
 
-    private static List<NodeProto> Consumers(GraphProto graph, string tensor) => graph.Node.Where(n => n.Input.Contains(tensor)).ToList();
+    private static List<NodeProto> Consumers(GraphProto graph, string tensor) => InferenceGraph.Consumers(graph, tensor);
 
-    private static TensorProto? Initializer(GraphProto graph, string name) => graph.Initializer.FirstOrDefault(t => t.Name == name);
+    private static TensorProto? Initializer(GraphProto graph, string name) => InferenceGraph.Initializer(graph, name);
 
-    private static float[]? Floats(GraphProto graph, string name) =>
-        Initializer(graph, name) is { DataType: (int)TensorProto.Types.DataType.Float } tensor ? FeaturizerGraph.TensorValues(tensor) : null;
+    private static float[]? Floats(GraphProto graph, string name) => InferenceGraph.Floats(graph, name);
 }

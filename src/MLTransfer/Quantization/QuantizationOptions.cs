@@ -1,9 +1,22 @@
 namespace MLTransfer.Quantization;
 
+/// <summary>How the activation ranges of a quantised graph are calibrated.</summary>
+public enum CalibrationMethod
+{
+    /// <summary>The smallest and largest value each tensor took on the calibration images (ONNX Runtime's default).</summary>
+    MinMax,
+
+    /// <summary>
+    /// The range holding <see cref="QuantizationOptions.Percentile"/> % of each tensor's values (a 2,048-bin histogram over
+    /// its min–max range, from a second pass over the calibration images): rare outliers are clipped so that the common
+    /// values get finer steps.
+    /// </summary>
+    Percentile,
+}
+
 /// <summary>
 /// Options of static int8 quantisation (<see cref="QdqQuantizer"/>, <see cref="ModelQuantizer"/>,
-/// <see cref="Featurization.FeaturizerOptions.Quantization"/>): which images calibrate the activation ranges (the smallest
-/// and largest value each quantised tensor takes on them, ONNX Runtime's default MinMax calibration).
+/// <see cref="Featurization.FeaturizerOptions.Quantization"/>): which images calibrate the activation ranges and how.
 /// </summary>
 public sealed class QuantizationOptions
 {
@@ -23,11 +36,19 @@ public sealed class QuantizationOptions
     /// </summary>
     public int MaxCalibrationImages { get; set; } = 300;
 
+    /// <summary>How activation ranges are computed. The default value is <see cref="CalibrationMethod.MinMax"/>.</summary>
+    public CalibrationMethod Method { get; set; } = CalibrationMethod.MinMax;
+
+    /// <summary>Share of each tensor's values kept inside its range with <see cref="CalibrationMethod.Percentile"/>. The default value is 99.99.</summary>
+    public double Percentile { get; set; } = 99.99;
+
     /// <summary>Images per calibration batch. The default value is 8.</summary>
     public int BatchSize { get; set; } = 8;
 
     /// <summary>A short text naming the settings that change the quantised graph (not the image list), for file names and cache keys.</summary>
-    public string Key => $"mm{MaxCalibrationImages}";
+    public string Key => Method == CalibrationMethod.MinMax
+        ? $"mm{MaxCalibrationImages}"
+        : $"p{Percentile.ToString(System.Globalization.CultureInfo.InvariantCulture)}-{MaxCalibrationImages}";
 
     /// <summary>A copy of these options.</summary>
     public QuantizationOptions Clone() => (QuantizationOptions)MemberwiseClone();

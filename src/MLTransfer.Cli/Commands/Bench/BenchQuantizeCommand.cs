@@ -55,6 +55,16 @@ public sealed class BenchQuantizeSettings : CommonSettings
     [Description("Print the report as JSON.")]
     public bool Json { get; set; }
 
+    /// <summary>Calibration method.</summary>
+    [CommandOption("--calibration-method <METHOD>")]
+    [Description("minmax (each tensor's smallest and largest value, ONNX Runtime's default) or percentile (clip the rarest values, see --percentile). Default: minmax.")]
+    public MLTransfer.Quantization.CalibrationMethod CalibrationMethod { get; set; } = MLTransfer.Quantization.CalibrationMethod.MinMax;
+
+    /// <summary>Percentile for the percentile method.</summary>
+    [CommandOption("--percentile <P>")]
+    [Description("With --calibration-method percentile: share (%) of each tensor's values inside its range. Default: 99.99.")]
+    public double Percentile { get; set; } = 99.99;
+
     /// <inheritdoc />
     public override ValidationResult Validate()
     {
@@ -64,6 +74,8 @@ public sealed class BenchQuantizeSettings : CommonSettings
             return ValidationResult.Error("Nothing to do: --no-speed without --accuracy.");
         if (Accuracy.FirstOrDefault(a => !Directory.Exists(a)) is { } missing)
             return ValidationResult.Error($"Dataset folder '{missing}' does not exist.");
+        if (Percentile is <= 50 or > 100)
+            return ValidationResult.Error("--percentile must be in (50, 100].");
         if (Limit < 1 || Rounds < 1 || Profile < 0 || ImageSize < 32)
             return ValidationResult.Error("--limit and --rounds must be at least 1, --profile at least 0, --image-size at least 32.");
         return ValidationResult.Success();
@@ -86,6 +98,7 @@ public sealed class BenchQuantizeCommand : Command<BenchQuantizeSettings>
         var benchmark = new QuantizationBenchmarkSettings
         {
             Limit = settings.Limit, Rounds = settings.Rounds, IncludePlainGraph = settings.Plain, ImageSize = settings.ImageSize, ProfileBatches = settings.Profile,
+            Quantization = new MLTransfer.Quantization.QuantizationOptions { Method = settings.CalibrationMethod, Percentile = settings.Percentile },
         };
         var speed = settings.NoSpeed ? null : QuantizationBenchmark.RunSpeed(settings.Folder!, benchmark, Log);
         var accuracy = new List<QuantizedAccuracy>();
@@ -133,12 +146,14 @@ public sealed class BenchQuantizeCommand : Command<BenchQuantizeSettings>
             console.Write(table);
             console.MarkupLineInterpolated($"int8 / fp32 engine: [bold]{report.Speedup:0.00}×[/]   (quantising took {report.QuantizeSeconds:0.0} s; graphs {report.GraphBytes.Float / 1048576.0:0.0} → {report.GraphBytes.Int8 / 1048576.0:0.0} MiB; load average {report.LoadAverage.Start:0.0} → {report.LoadAverage.End:0.0})");
         }
-        if (report.Profile.Count > 0)
+        foreach (var engine in report.Profile.GroupBy(o => o.Engine))
         {
-            var table = new Table().Border(TableBorder.Rounded).AddColumn("engine").AddColumn("operator").AddColumn(new TableColumn("nodes").RightAligned())
+            var table = new Table().Border(TableBorder.Rounded).Title($"ONNX Runtime profile: {Markup.Escape(engine.Key)}")
+                .AddColumn("operator (as run)").AddColumn(new TableColumn("nodes").RightAligned())
                 .AddColumn(new TableColumn("ms per batch of 8").RightAligned()).AddColumn(new TableColumn("share").RightAligned());
-            foreach (var o in report.Profile.Where(o => o.Share >= 0.005))
-                table.AddRow(Markup.Escape(o.Engine), Markup.Escape(o.Operator), $"{o.Nodes}", $"{o.Milliseconds:0.0}", $"{o.Share:P1}");
+            foreach (var o in engine.Where(o => o.Share >= 0.005))
+                table.AddRow(Markup.Escape(o.Operator), $"{o.Nodes}", $"{o.Milliseconds:0.0}", $"{o.Share:P1}");
+            table.AddRow("[grey]all nodes[/]", $"{engine.Sum(o => o.Nodes)}", $"{engine.Sum(o => o.Milliseconds):0.0}", "100 %");
             console.Write(table);
         }
         if (report.Accuracy.Count > 0)
