@@ -19,7 +19,11 @@ namespace MLTransfer.Quantization;
 /// <param name="CalibrationImages">Images whose activations calibrated the ranges.</param>
 /// <param name="RejectedCalibrationImages">Calibration images that could not be read or decoded (skipped).</param>
 public sealed record QuantizationSummary(int QuantizedConvolutions, int QuantizedTensors, int FoldedBatchNormalizations, long SourceOpset,
-    int CalibrationImages, int RejectedCalibrationImages);
+    int CalibrationImages, int RejectedCalibrationImages)
+{
+    /// <summary>Convolutions whose int32 bias was corrected for the mean shift quantisation causes (<see cref="QuantizationOptions.BiasCorrection"/>).</summary>
+    public int BiasCorrectedConvolutions { get; init; }
+}
 
 /// <summary>
 /// Static post-training int8 quantisation of an MLTransfer image graph (input <see cref="FeaturizerGraph.InputName"/>
@@ -79,8 +83,11 @@ public static class QdqQuantizer
         var prepared = Prepare(graph, imageSize, out var folded);
         var plan = Plan(prepared.Graph);
         var ranges = Calibrate(prepared, plan.Calibrated, calibrationImages, imageSize, options, out var used, out var rejected, progress);
+        var reference = options.BiasCorrection ? prepared.Clone() : null;
         var convolutions = InsertQdq(prepared.Graph, plan, ranges);
-        summary = new QuantizationSummary(convolutions, plan.Tensors.Count, folded, sourceOpset, used, rejected);
+        var corrected = reference is null ? 0
+            : CorrectBiases(reference, prepared, Spread(calibrationImages, options.BiasCorrectionImages), imageSize, options.BatchSize);
+        summary = new QuantizationSummary(convolutions, plan.Tensors.Count, folded, sourceOpset, used, rejected) { BiasCorrectedConvolutions = corrected };
         return prepared;
     }
 
@@ -161,7 +168,12 @@ public static class QdqQuantizer
             if (all.Count == 0)
                 throw new InvalidDataException("Quantisation needs at least one calibration image.");
         }
-        var count = Math.Min(all.Count, options.MaxCalibrationImages);
+        return Spread(all, options.MaxCalibrationImages);
+    }
+
+    private static List<string> Spread(IReadOnlyList<string> all, int most)
+    {
+        var count = Math.Min(all.Count, Math.Max(0, most));
         return Enumerable.Range(0, count).Select(i => all[(int)((long)i * all.Count / count)]).ToList();
     }
 
@@ -348,23 +360,91 @@ public static class QdqQuantizer
         using var sessionOptions = OnnxImageFeaturizer.CreateSessionOptions();
         using var session = CreateSession(probe, sessionOptions);
         var passes = options.Method == CalibrationMethod.Percentile ? 2 : 1;
-        (used, rejected) = RunCalibration(session, tensors, images, imageSize, options.BatchSize, (t, v) => Widen(ranges, t, v),
+        (used, rejected) = RunCalibration(session, tensors, images, imageSize, options.BatchSize, (t, _, v) => Widen(ranges, t, v),
             progress is null ? null : new Progress<(int Done, int Total)>(p => progress.Report((p.Done, p.Total * passes))));
         if (used == 0)
             throw new InvalidDataException($"None of the {images.Count} calibration images could be read as an image.");
         if (passes == 1)
             return ranges;
         var histograms = tensors.ToDictionary(t => t, _ => new long[HistogramBins], StringComparer.Ordinal);
-        RunCalibration(session, tensors, images, imageSize, options.BatchSize, (t, v) => Count(histograms[t], ranges[t], v),
+        RunCalibration(session, tensors, images, imageSize, options.BatchSize, (t, _, v) => Count(histograms[t], ranges[t], v),
             progress is null ? null : new Progress<(int Done, int Total)>(p => progress.Report((p.Total + p.Done, 2 * p.Total))));
         return tensors.ToDictionary(t => t, t => PercentileRange(histograms[t], ranges[t], options.Percentile), StringComparer.Ordinal);
+    }
+
+    private const int BiasCorrectionGroup = 4;
+
+    // Empirical bias correction (Nagel et al., "Data-Free Quantization Through Weight Equalization and Bias Correction",
+    // ICCV 2019, section 4.2, with measured rather than predicted means): quantisation shifts each convolution's mean output
+    // per channel; the shift, measured on calibration images against the float graph, is subtracted from the int32 bias.
+    // Convolutions are corrected a few at a time in graph order, so that each group is measured with the groups above it
+    // already corrected.
+    private static int CorrectBiases(ModelProto reference, ModelProto quantized, IReadOnlyList<string> images, int imageSize, int batchSize)
+    {
+        var graph = quantized.Graph;
+        var convolutions = graph.Node
+            .Where(n => n.OpType == "Conv" && n.Input.Count > 2)
+            .Select(n => (Conv: n, Bias: graph.Node.FirstOrDefault(d => d.OpType == "DequantizeLinear" && d.Output[0] == n.Input[2])))
+            .Where(p => p.Bias is not null && Initializer(graph, p.Bias.Input[0]) is { DataType: (int)TensorProto.Types.DataType.Int32 })
+            .ToList();
+        if (convolutions.Count == 0 || images.Count == 0)
+            return 0;
+        var channels = convolutions.ToDictionary(c => c.Conv.Output[0], c => (int)Initializer(graph, c.Bias!.Input[0])!.Dims[0], StringComparer.Ordinal);
+        var floatMeans = ChannelMeans(reference, channels, images, imageSize, batchSize);
+        for (var start = 0; start < convolutions.Count; start += BiasCorrectionGroup)
+        {
+            var group = convolutions.Skip(start).Take(BiasCorrectionGroup).ToList();
+            var int8Means = ChannelMeans(quantized, group.ToDictionary(c => c.Conv.Output[0], c => channels[c.Conv.Output[0]], StringComparer.Ordinal),
+                images, imageSize, batchSize);
+            foreach (var (conv, dq) in group)
+            {
+                var tensor = Initializer(graph, dq!.Input[0])!;
+                var scales = Floats(graph, dq.Input[1])!;
+                var values = MemoryMarshal.Cast<byte, int>(tensor.RawData.Span).ToArray();
+                var shift = int8Means[conv.Output[0]];
+                var reference0 = floatMeans[conv.Output[0]];
+                for (var c = 0; c < values.Length; c++)
+                    values[c] = (int)Math.Clamp(Math.Round(values[c] - (shift[c] - reference0[c]) / scales[c], MidpointRounding.ToEven), int.MinValue, int.MaxValue);
+                tensor.RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(values.AsSpan()));
+            }
+        }
+        return convolutions.Count;
+    }
+
+    // Mean of each channel of the named [N,C,H,W] tensors over the images.
+    private static Dictionary<string, double[]> ChannelMeans(ModelProto model, IReadOnlyDictionary<string, int> channels, IReadOnlyList<string> images,
+        int imageSize, int batchSize)
+    {
+        var tensors = channels.Keys.ToList();
+        var probe = model.Clone();
+        foreach (var name in tensors)
+            probe.Graph.Output.Add(new ValueInfoProto
+            {
+                Name = name,
+                Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float } },
+            });
+        var sums = new Dictionary<string, double[]>(StringComparer.Ordinal);
+        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
+        using var options = OnnxImageFeaturizer.CreateSessionOptions();
+        using var session = CreateSession(probe, options);
+        RunCalibration(session, tensors, images, imageSize, batchSize, (name, count, values) =>
+        {
+            var c = channels[name];
+            var plane = values.Length / (count * c);
+            var sum = sums.TryGetValue(name, out var existing) ? existing : sums[name] = new double[c];
+            for (var n = 0; n < count; n++)
+                for (var k = 0; k < c; k++)
+                    sum[k] += TensorPrimitives.Sum(values.Slice((n * c + k) * plane, plane));
+            counts[name] = counts.GetValueOrDefault(name) + (long)count * plane;
+        }, null);
+        return sums.ToDictionary(p => p.Key, p => p.Value.Select(v => v / counts[p.Key]).ToArray(), StringComparer.Ordinal);
     }
 
     private const int HistogramBins = 2048;
 
     // Runs the probe graph over the images in batches and hands every calibrated tensor's values to a visitor.
     private static (int Used, int Rejected) RunCalibration(InferenceSession session, IReadOnlyList<string> tensors, IReadOnlyList<string> images,
-        int imageSize, int batchSize, Action<string, ReadOnlySpan<float>> visit, IProgress<(int Done, int Total)>? progress)
+        int imageSize, int batchSize, Action<string, int, ReadOnlySpan<float>> visit, IProgress<(int Done, int Total)>? progress)
     {
         var plane = ImagePreprocessor.PixelCount(imageSize);
         var batch = new float[batchSize * plane];
@@ -393,9 +473,9 @@ public static class QdqQuantizer
                 using var runOptions = new RunOptions();
                 using var outputs = session.Run(runOptions, [FeaturizerGraph.InputName], [input], outputNames);
                 for (var o = 0; o < outputNames.Length; o++)
-                    visit(outputNames[o], outputs[o].GetTensorDataAsSpan<float>());
+                    visit(outputNames[o], count, outputs[o].GetTensorDataAsSpan<float>());
                 if (rangeOfInput)
-                    visit(FeaturizerGraph.InputName, batch.AsSpan(0, count * plane));
+                    visit(FeaturizerGraph.InputName, count, batch.AsSpan(0, count * plane));
                 used += count;
                 count = 0;
             }

@@ -42,13 +42,24 @@ public sealed class QuantizationOptions
     /// <summary>Share of each tensor's values kept inside its range with <see cref="CalibrationMethod.Percentile"/>. The default value is 99.99.</summary>
     public double Percentile { get; set; } = 99.99;
 
+    /// <summary>
+    /// Whether to correct each convolution's bias for the mean shift quantisation causes in its output, measured on the
+    /// first <see cref="BiasCorrectionImages"/> calibration images against the float graph (Nagel et al., ICCV 2019). The
+    /// default value is true.
+    /// </summary>
+    public bool BiasCorrection { get; set; } = true;
+
+    /// <summary>Calibration images used to measure the bias correction. The default value is 64.</summary>
+    public int BiasCorrectionImages { get; set; } = 64;
+
     /// <summary>Images per calibration batch. The default value is 8.</summary>
     public int BatchSize { get; set; } = 8;
 
     /// <summary>A short text naming the settings that change the quantised graph (not the image list), for file names and cache keys.</summary>
-    public string Key => Method == CalibrationMethod.MinMax
+    public string Key => (Method == CalibrationMethod.MinMax
         ? $"mm{MaxCalibrationImages}"
-        : $"p{Percentile.ToString(System.Globalization.CultureInfo.InvariantCulture)}-{MaxCalibrationImages}";
+        : $"p{Percentile.ToString(System.Globalization.CultureInfo.InvariantCulture)}-{MaxCalibrationImages}")
+        + (BiasCorrection ? $"-bc{BiasCorrectionImages}" : "");
 
     /// <summary>A copy of these options.</summary>
     public QuantizationOptions Clone() => (QuantizationOptions)MemberwiseClone();
