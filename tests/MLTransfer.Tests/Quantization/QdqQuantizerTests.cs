@@ -110,6 +110,26 @@ public class QdqQuantizerTests
     }
 
     [Test]
+    public void Should_remove_most_of_the_mean_shift_of_the_features_with_bias_correction()
+    {
+        var uncorrected = QdqQuantizer.Quantize(Fused.Value, Calibration, new QuantizationOptions { BiasCorrection = false }, out var plain);
+        var pixels = Pixels(Calibration);
+
+        var reference = MeanFeatures(Run(Fused.Value, pixels, Calibration.Length));
+        var shiftBefore = MeanAbsDifference(reference, MeanFeatures(Run(uncorrected, pixels, Calibration.Length)));
+        var shiftAfter = MeanAbsDifference(reference, MeanFeatures(Run(Quantized.Value.Graph, pixels, Calibration.Length)));
+
+        Assert.That(plain.BiasCorrectedConvolutions, Is.Zero);
+        Assert.That(Quantized.Value.Summary.BiasCorrectedConvolutions, Is.EqualTo(ResNet18Convolutions));
+        Assert.That(shiftAfter, Is.LessThan(shiftBefore * 0.5), $"mean |Δ| of the feature means: {shiftBefore} → {shiftAfter}");
+    }
+
+    private static double[] MeanFeatures(float[][] features) =>
+        Enumerable.Range(0, features[0].Length).Select(j => features.Average(f => (double)f[j])).ToArray();
+
+    private static double MeanAbsDifference(double[] a, double[] b) => a.Zip(b, (x, y) => Math.Abs(x - y)).Average();
+
+    [Test]
     public void Should_be_deterministic()
     {
         var first = Quantized.Value.Graph.ToByteArray();
