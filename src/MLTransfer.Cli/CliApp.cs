@@ -71,6 +71,9 @@ public static partial class CliApp
             config.AddCommand<AdviseCommand>("advise")
                 .WithDescription("Rank backbone layers, image sizes and backbones by LogME and k-NN accuracy before training; print the train arguments of the best.")
                 .WithExample("advise", "data/sign-language-digits", "--sizes", "128,160,224");
+            config.AddCommand<QuantizeCommand>("quantize")
+                .WithDescription("Quantise a model's backbone to int8 (static QDQ, calibrated on your images); the .zip still loads with ML.NET only.")
+                .WithExample("quantize", "models/sample.zip", "--calibration", "data/sign-language-digits", "--output", "models/sample-int8.zip");
             config.AddBranch("bench", bench =>
             {
                 bench.SetDescription("Benchmarks against plain ML.NET, measured in the same run.");
@@ -80,6 +83,8 @@ public static partial class CliApp
                     .WithDescription("Images/s of ML.NET's DnnFeaturizeImage vs the MLTransfer engine, cached re-run speed-up, peak memory.");
                 bench.AddCommand<BenchExplainCommand>("explain")
                     .WithDescription("Faithfulness of heat maps: probability drop when deleting the most salient 20% of pixels vs a random 20%.");
+                bench.AddCommand<BenchQuantizeCommand>("quantize")
+                    .WithDescription("int8 vs fp32 engine images/s in the same run, per-operator profile, accuracy and size before and after quantize.");
                 bench.AddCommand<BenchDomainAdaptationCommand>("domain-adaptation")
                     .WithDescription("Domain adaptation: every method, both directions, against source-only.");
                 bench.AddCommand<BenchClusterCommand>("cluster")

@@ -364,7 +364,7 @@ public static class InferenceGraph
         return values;
     }
 
-    private static (double[] Scale, double[] Shift)? BatchNormAffine(GraphProto graph, NodeProto node, int channels)
+    internal static (double[] Scale, double[] Shift)? BatchNormAffine(GraphProto graph, NodeProto node, int channels)
     {
         if (node.Input.Count < 5 || node.Output.Count < 1)
             return null;
@@ -462,11 +462,11 @@ public static class InferenceGraph
         return true;
     }
 
-    private static List<NodeProto> Consumers(GraphProto graph, string tensor) => graph.Node.Where(n => n.Input.Contains(tensor)).ToList();
+    internal static List<NodeProto> Consumers(GraphProto graph, string tensor) => graph.Node.Where(n => n.Input.Contains(tensor)).ToList();
 
-    private static TensorProto? Initializer(GraphProto graph, string name) => graph.Initializer.FirstOrDefault(t => t.Name == name);
+    internal static TensorProto? Initializer(GraphProto graph, string name) => graph.Initializer.FirstOrDefault(t => t.Name == name);
 
-    private static float[]? Floats(GraphProto graph, string name) =>
+    internal static float[]? Floats(GraphProto graph, string name) =>
         Initializer(graph, name) is { DataType: (int)TensorProto.Types.DataType.Float } tensor ? FeaturizerGraph.TensorValues(tensor) : null;
 
     private static void Shape(GraphProto graph, string name, params long[] values)

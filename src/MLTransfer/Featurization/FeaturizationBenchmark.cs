@@ -378,7 +378,7 @@ public static class FeaturizationBenchmark
     }
 
     /// <summary>Wall-clock and process CPU time since the last restart.</summary>
-    private sealed class PhaseClock
+    internal sealed class PhaseClock
     {
         private readonly Stopwatch _wall = Stopwatch.StartNew();
         private TimeSpan _cpuStart = Cpu();

@@ -62,6 +62,16 @@ public sealed class FeaturizerOptions
     /// </summary>
     public bool OptimizeGraph { get; set; } = true;
 
+    /// <summary>
+    /// Runs the engine's session on an int8 copy of the fused graph (<see cref="Quantization.QdqQuantizer"/>: static QDQ
+    /// quantisation, per-channel int8 weights, uint8 activations calibrated on these options' images, or on the images of
+    /// the first <c>Featurize</c> call when they name none) instead of the float one; null means float. Takes precedence
+    /// over <see cref="OptimizeGraph"/>. Like that rewrite it changes only the engine: exported models keep the float graph
+    /// (quantise a saved model with <see cref="Quantization.ModelQuantizer"/>). Features differ from the float graph's by
+    /// the quantisation error. The default value is null.
+    /// </summary>
+    public Quantization.QuantizationOptions? Quantization { get; set; }
+
     /// <summary>Largest accepted image in pixels (width × height), checked before decoding. The default value is 64 megapixels.</summary>
     public long MaxPixels { get; set; } = Data.ImageFileCheck.DefaultMaxPixels;
 
@@ -72,5 +82,10 @@ public sealed class FeaturizerOptions
     public int EffectiveDecodeThreads => DecodeThreads > 0 ? DecodeThreads : Math.Max(1, Environment.ProcessorCount / 2);
 
     /// <summary>A copy of these options (all settings, so that callers changing one or two never drop the others).</summary>
-    public FeaturizerOptions Clone() => (FeaturizerOptions)MemberwiseClone();
+    public FeaturizerOptions Clone()
+    {
+        var copy = (FeaturizerOptions)MemberwiseClone();
+        copy.Quantization = Quantization?.Clone();
+        return copy;
+    }
 }

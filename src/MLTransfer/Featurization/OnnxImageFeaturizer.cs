@@ -5,6 +5,7 @@ using Microsoft.ML.Transforms.Image;
 using MLTransfer.Backbones;
 using MLTransfer.Data;
 using MLTransfer.Export;
+using MLTransfer.Quantization;
 
 namespace MLTransfer.Featurization;
 
@@ -30,6 +31,7 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
     private readonly BottleneckCache? _cache;
     private readonly Lazy<string[]> _cacheContexts;
     private readonly Lazy<string> _executionGraphPath;
+    private IReadOnlyList<string>? _calibrationImages;
     private readonly ConcurrentBag<float[]> _pixelBuffers = new();
     private readonly ConcurrentBag<Batch> _batches = new();
 
@@ -55,13 +57,27 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
         Layers = FeatureLayer.Of(backbone, stages);
         FeatureSize = BackboneStages.FeatureSize(backbone, stages);
         GraphPath = FeaturizerGraph.Materialize(backbone, ImageSize, _options.EffectiveGraphDirectory, _options.Layers);
-        _executionGraphPath = new Lazy<string>(() => _options.OptimizeGraph ? InferenceGraph.Materialize(GraphPath, ImageSize) : GraphPath,
-            LazyThreadSafetyMode.ExecutionAndPublication);
+        _executionGraphPath = new Lazy<string>(ResolveExecutionGraph, LazyThreadSafetyMode.ExecutionAndPublication);
         _session = new Lazy<InferenceSession>(CreateSession, LazyThreadSafetyMode.ExecutionAndPublication);
-        _cacheContexts = new Lazy<string[]>(() => Layers
-            .Select(l => BottleneckCache.ContextKey(Backbone, ImageSize, _options.OptimizeGraph ? InferenceGraph.VariantName() : null, l.Stage))
-            .ToArray());
+        _cacheContexts = new Lazy<string[]>(() =>
+        {
+            var variant = GraphVariant();
+            return Layers.Select(l => BottleneckCache.ContextKey(Backbone, ImageSize, variant, l.Stage)).ToArray();
+        }, LazyThreadSafetyMode.ExecutionAndPublication);
     }
+
+    private string? GraphVariant() =>
+        _options.Quantization is { } quantization ? QdqQuantizer.VariantName(GraphPath, CalibrationImages(quantization), quantization)
+        : _options.OptimizeGraph ? InferenceGraph.VariantName() : null;
+
+    private string ResolveExecutionGraph() =>
+        _options.Quantization is { } quantization ? QdqQuantizer.Materialize(GraphPath, CalibrationImages(quantization), quantization)
+        : _options.OptimizeGraph ? InferenceGraph.Materialize(GraphPath, ImageSize) : GraphPath;
+
+    private IReadOnlyList<string> CalibrationImages(QuantizationOptions quantization) =>
+        _calibrationImages ??= QdqQuantizer.SelectCalibrationImages(quantization, _firstImages);
+
+    private IReadOnlyList<string>? _firstImages;
 
     /// <inheritdoc />
     public Backbone Backbone { get; }
@@ -83,7 +99,8 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
     public IReadOnlyList<FeatureLayer> Layers { get; }
 
     /// <summary>
-    /// The graph the ONNX Runtime session runs: <see cref="GraphPath"/> rewritten by <see cref="InferenceGraph"/> when
+    /// The graph the ONNX Runtime session runs: <see cref="GraphPath"/> quantised by <see cref="QdqQuantizer"/> when
+    /// <see cref="FeaturizerOptions.Quantization"/> is set, else rewritten by <see cref="InferenceGraph"/> when
     /// <see cref="FeaturizerOptions.OptimizeGraph"/> is on (written on first use), else <see cref="GraphPath"/> itself.
     /// </summary>
     public string ExecutionGraphPath => _executionGraphPath.Value;
@@ -149,6 +166,7 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
         var failures = new RejectedImage?[count];
         if (count == 0)
             return new FeaturizationResult(features, [], 0);
+        _firstImages ??= imagePaths.ToList();
 
         var batchSize = _options.BatchSize;
         var plane = ImagePreprocessor.PixelCount(ImageSize);

@@ -37,7 +37,7 @@ public class ConsumerAppTests
         }
     }
 
-    private static string[] RunConsumer(string model, IEnumerable<string> images)
+    internal static string[] RunConsumer(string model, IEnumerable<string> images)
     {
         var configuration = typeof(ConsumerAppTests).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyConfigurationAttribute), false).Cast<System.Reflection.AssemblyConfigurationAttribute>().Single().Configuration;
         var dll = Path.Combine(TestData.RepoRoot, "samples", "MLNetConsumer", "bin", configuration, "net10.0", "MLNetConsumer.dll");

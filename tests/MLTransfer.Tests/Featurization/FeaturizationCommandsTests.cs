@@ -73,6 +73,32 @@ public class FeaturizationCommandsTests
     }
 
     [Test]
+    public void Should_featurise_with_the_int8_backbone_with_int8()
+    {
+        var folder = TestData.CopySample(2, "1", "6");
+        var output = Path.Combine(TestData.TempFolder(), "f.csv");
+        var graphs = TestData.TempFolder();
+
+        Assert.That(Run("featurize", folder, "-o", output, "--no-cache", "--image-size", "64", "--int8"), Is.Zero);
+
+        var rows = FeatureTable.Read(output);
+        using var int8 = new OnnxImageFeaturizer(Backbone.ResNet18(), new FeaturizerOptions
+        {
+            ImageSize = 64, UseCache = false, GraphDirectory = graphs, Quantization = new MLTransfer.Quantization.QuantizationOptions { CalibrationFolder = folder },
+        });
+        using var fp32 = new OnnxImageFeaturizer(Backbone.ResNet18(), new FeaturizerOptions { ImageSize = 64, UseCache = false, GraphDirectory = graphs });
+        var paths = rows.Select(r => r.Path).ToList();
+        var expected = int8.Featurize(paths).Features;
+        var reference = fp32.Featurize(paths).Features;
+        for (var i = 0; i < rows.Count; i++)
+        {
+            Assert.That(rows[i].Features, Is.EqualTo(expected[i]), "calibrated on the folder's own images");
+            Assert.That(rows[i].Features, Is.Not.EqualTo(reference[i]));
+        }
+        Assert.That(() => Run("featurize", folder, "-o", output, "--calibration", folder), Throws.Exception.With.Message.Contains("needs --int8"));
+    }
+
+    [Test]
     public void Should_refuse_an_unsupported_output()
     {
         var folder = TestData.CopySample(1, "3");

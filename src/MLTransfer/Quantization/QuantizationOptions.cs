@@ -1,0 +1,66 @@
+namespace MLTransfer.Quantization;
+
+/// <summary>How the activation ranges of a quantised graph are calibrated.</summary>
+public enum CalibrationMethod
+{
+    /// <summary>The smallest and largest value each tensor took on the calibration images (ONNX Runtime's default).</summary>
+    MinMax,
+
+    /// <summary>
+    /// The range holding <see cref="QuantizationOptions.Percentile"/> % of each tensor's values (a 2,048-bin histogram over
+    /// its min–max range, from a second pass over the calibration images): rare outliers are clipped so that the common
+    /// values get finer steps.
+    /// </summary>
+    Percentile,
+}
+
+/// <summary>
+/// Options of static int8 quantisation (<see cref="QdqQuantizer"/>, <see cref="ModelQuantizer"/>,
+/// <see cref="Featurization.FeaturizerOptions.Quantization"/>): which images calibrate the activation ranges and how.
+/// </summary>
+public sealed class QuantizationOptions
+{
+    /// <summary>
+    /// Folder of calibration images (searched recursively, image extensions only). Null means: for
+    /// <see cref="ModelQuantizer"/>, an error; for the featurisation engine, <see cref="CalibrationImages"/> or else the
+    /// images of the first <c>Featurize</c> call. The default value is null.
+    /// </summary>
+    public string? CalibrationFolder { get; set; }
+
+    /// <summary>Calibration image files, used when <see cref="CalibrationFolder"/> is null. The default value is null.</summary>
+    public IReadOnlyList<string>? CalibrationImages { get; set; }
+
+    /// <summary>
+    /// Most calibration images to run: spread evenly over the folder's images in path order (so every class folder is
+    /// represented), deterministic. The default value is 300.
+    /// </summary>
+    public int MaxCalibrationImages { get; set; } = 300;
+
+    /// <summary>How activation ranges are computed. The default value is <see cref="CalibrationMethod.MinMax"/>.</summary>
+    public CalibrationMethod Method { get; set; } = CalibrationMethod.MinMax;
+
+    /// <summary>Share of each tensor's values kept inside its range with <see cref="CalibrationMethod.Percentile"/>. The default value is 99.99.</summary>
+    public double Percentile { get; set; } = 99.99;
+
+    /// <summary>
+    /// Whether to correct each convolution's bias for the mean shift quantisation causes in its output, measured on the
+    /// first <see cref="BiasCorrectionImages"/> calibration images against the float graph (Nagel et al., ICCV 2019). The
+    /// default value is true.
+    /// </summary>
+    public bool BiasCorrection { get; set; } = true;
+
+    /// <summary>Calibration images used to measure the bias correction. The default value is 64.</summary>
+    public int BiasCorrectionImages { get; set; } = 64;
+
+    /// <summary>Images per calibration batch. The default value is 8.</summary>
+    public int BatchSize { get; set; } = 8;
+
+    /// <summary>A short text naming the settings that change the quantised graph (not the image list), for file names and cache keys.</summary>
+    public string Key => (Method == CalibrationMethod.MinMax
+        ? $"mm{MaxCalibrationImages}"
+        : $"p{Percentile.ToString(System.Globalization.CultureInfo.InvariantCulture)}-{MaxCalibrationImages}")
+        + (BiasCorrection ? $"-bc{BiasCorrectionImages}" : "");
+
+    /// <summary>A copy of these options.</summary>
+    public QuantizationOptions Clone() => (QuantizationOptions)MemberwiseClone();
+}
