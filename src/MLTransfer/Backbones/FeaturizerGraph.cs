@@ -24,6 +24,9 @@ public static class FeaturizerGraph
     /// <summary>Name of the leading 1×1 convolution that applies the backbone's channel order and normalisation.</summary>
     internal const string NormalizeNodeName = "mltransfer_normalize";
 
+    /// <summary>Key of the graph metadata entry (ONNX <c>metadata_props</c>) that names the backbone the graph was built from.</summary>
+    public const string BackboneMetadataKey = "mltransfer.backbone";
+
     private const string BatchDim = "N";
 
     /// <summary>Builds the fused graph for a backbone at an image size.</summary>
@@ -82,6 +85,9 @@ public static class FeaturizerGraph
 
         graph.Input.Insert(0, ValueInfo(InputName, BatchDim, 3, size, size));
         graph.Output.Add(ValueInfo(OutputName, BatchDim, backbone.FeatureSize));
+        foreach (var stale in model.MetadataProps.Where(p => p.Key == BackboneMetadataKey).ToList())
+            model.MetadataProps.Remove(stale);
+        model.MetadataProps.Add(new StringStringEntryProto { Key = BackboneMetadataKey, Value = backbone.Name });
         return model;
     }
 
@@ -97,7 +103,7 @@ public static class FeaturizerGraph
         ArgumentNullException.ThrowIfNull(backbone);
         folder ??= DefaultFolder;
         var size = imageSize ?? backbone.InputSize;
-        var key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"v1|{backbone.Identity}|{size}|{backbone.FeatureSize}")))[..20].ToLowerInvariant();
+        var key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"v2|{backbone.Identity}|{size}|{backbone.FeatureSize}")))[..20].ToLowerInvariant();
         var path = Path.Combine(folder, $"{backbone.Name}-{size}px-{key}.onnx");
         if (!File.Exists(path))
         {
