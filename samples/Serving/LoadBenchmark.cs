@@ -122,15 +122,15 @@ public static class LoadBenchmark
 
     private static void PrintTable(List<Row> rows)
     {
-        Console.WriteLine("| server | concurrency | requests | requests/s | vs no batching | p50 ms | p99 ms | errors | mean batch | RSS before → after (MiB) |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        Console.WriteLine("| server | concurrency | requests | requests/s | vs no-batching | vs mlnet | p50 ms | p99 ms | errors | mean batch | RSS before → after (MiB) |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        string Ratio(Row row, string mode) =>
+            rows.FirstOrDefault(r => r.Mode == mode && r.Concurrency == row.Concurrency) is { } other ? $"{row.Result.Throughput / other.Result.Throughput:F2}×" : "";
         foreach (var row in rows)
         {
-            var plain = rows.FirstOrDefault(r => r.Mode == "no-batching" && r.Concurrency == row.Concurrency);
-            var ratio = plain is null ? "" : $"{row.Result.Throughput / plain.Result.Throughput:F2}×";
-            var bad = row.Result.Rejected > 0 ? $" (+{row.Result.Rejected} garbage → 400)" : "";
+            var bad = row.Result.Rejected > 0 ? $" ({row.Result.Rejected} garbage → 400)" : "";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {row.Mode} | {row.Concurrency} | {row.Result.Requests}{bad} | {row.Result.Throughput:F1} | {ratio} | {row.Result.P50:F1} | {row.Result.P99:F1} | {row.Result.Errors} | {row.MeanBatchSize:F2} | {row.RssBefore / 1048576.0:F0} → {row.RssAfter / 1048576.0:F0} |"));
+                $"| {row.Mode} | {row.Concurrency} | {row.Result.Requests}{bad} | {row.Result.Throughput:F1} | {Ratio(row, "no-batching")} | {Ratio(row, "mlnet")} | {row.Result.P50:F1} | {row.Result.P99:F1} | {row.Result.Errors} | {(row.MeanBatchSize is double.NaN ? "" : row.MeanBatchSize.ToString("F2", CultureInfo.InvariantCulture))} | {row.RssBefore / 1048576.0:F0} → {row.RssAfter / 1048576.0:F0} |"));
         }
     }
 

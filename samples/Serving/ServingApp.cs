@@ -91,7 +91,16 @@ public static class ServingApp
                 return error;
             using (image)
             {
-                var (label, scores) = baseline.Predict(image!.Memory);
+                string label;
+                float[] scores;
+                try
+                {
+                    (label, scores) = baseline.Predict(image!.Memory);
+                }
+                catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+                {
+                    return ImageUpload.BadRequest("Not a usable image", e.Message); // ML.NET's own error for an unreadable image
+                }
                 var ranked = baseline.Classes.Select((c, i) => KeyValuePair.Create(c, scores[i])).OrderByDescending(p => p.Value);
                 return Results.Ok(new { label, scores = new OrderedDictionary<string, float>(ranked) });
             }
