@@ -72,7 +72,6 @@ public static class CliApp
 
     /// <summary>Console used for human-readable output: stderr when stdout must stay machine-readable (JSON).</summary>
     /// <param name="json">Whether stdout carries JSON.</param>
-    public static IAnsiConsole Ui(bool json) => json
-        ? AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) })
-        : AnsiConsole.Console;
+    public static IAnsiConsole Ui(bool json) =>
+        AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(json ? Console.Error : Console.Out) });
 }

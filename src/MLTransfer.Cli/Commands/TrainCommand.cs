@@ -17,7 +17,7 @@ public sealed class TrainCommand : Command<TrainSettings>
     /// <inheritdoc />
     public override int Execute(CommandContext context, TrainSettings settings, CancellationToken cancellationToken)
     {
-        var console = AnsiConsole.Console;
+        var console = CliApp.Ui(json: false);
         var runner = Runners.FirstOrDefault(r => string.Equals(r.Technique, settings.Technique, StringComparison.OrdinalIgnoreCase))
             ?? throw new ArgumentException($"Unknown technique '{settings.Technique}': use {string.Join(", ", Runners.Select(r => r.Technique))}.");
         if (settings.Folder is null && settings.Manifest is null)
