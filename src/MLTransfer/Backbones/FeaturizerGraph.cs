@@ -24,6 +24,9 @@ public static class FeaturizerGraph
     /// <summary>Name of the leading 1×1 convolution that applies the backbone's channel order and normalisation.</summary>
     internal const string NormalizeNodeName = "mltransfer_normalize";
 
+    /// <summary>Key of the graph metadata entry (ONNX <c>metadata_props</c>) that names the backbone the graph was built from.</summary>
+    public const string BackboneMetadataKey = "mltransfer.backbone";
+
     private const string BatchDim = "N";
 
     /// <summary>Smallest square image size accepted: 16 pixels.</summary>
@@ -97,6 +100,9 @@ public static class FeaturizerGraph
 
         graph.Input.Insert(0, ValueInfo(InputName, BatchDim, 3, size, size));
         graph.Output.Add(ValueInfo(OutputName, BatchDim, BackboneStages.FeatureSize(backbone, stages)));
+        foreach (var stale in model.MetadataProps.Where(p => p.Key == BackboneMetadataKey).ToList())
+            model.MetadataProps.Remove(stale);
+        model.MetadataProps.Add(new StringStringEntryProto { Key = BackboneMetadataKey, Value = backbone.Name });
         return model;
     }
 
@@ -153,7 +159,7 @@ public static class FeaturizerGraph
         var stages = BackboneStages.ForFeatures(backbone, layers);
         var layerKey = stages is null ? "" : "|layers:" + string.Join(",", stages.Select(s => s.IsOutput ? "<output>" : s.Tensor));
         var layerName = stages is null ? "" : "-" + string.Join("+", stages.Select(s => SafeName(s.Name)));
-        var key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"v1|{backbone.Identity}|{size}|{backbone.FeatureSize}{layerKey}")))[..20].ToLowerInvariant();
+        var key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"v2|{backbone.Identity}|{size}|{backbone.FeatureSize}{layerKey}")))[..20].ToLowerInvariant();
         var path = Path.Combine(folder, $"{backbone.Name}-{size}px{layerName}-{key}.onnx");
         if (!File.Exists(path))
         {

@@ -12,6 +12,11 @@ public static class ProcessMemory
     /// <summary>Current resident set size in bytes (<c>VmRSS</c> on Linux, the working set elsewhere).</summary>
     public static long CurrentRssBytes() => ReadStatus("VmRSS:") ?? Refreshed().WorkingSet64;
 
+    /// <summary>Current resident set size of another process in bytes (<c>VmRSS</c> on Linux, the working set elsewhere).</summary>
+    /// <param name="processId">The process.</param>
+    public static long CurrentRssBytes(int processId) =>
+        ReadStatus("VmRSS:", $"/proc/{processId}/status") ?? Refreshed(Process.GetProcessById(processId)).WorkingSet64;
+
     /// <summary>Peak resident set size in bytes since the process started or since the last successful <see cref="TryResetPeak"/>
     /// (<c>VmHWM</c> on Linux, <see cref="Process.PeakWorkingSet64"/> elsewhere).</summary>
     public static long PeakRssBytes() => ReadStatus("VmHWM:") ?? Refreshed().PeakWorkingSet64;
@@ -47,18 +52,18 @@ public static class ProcessMemory
         return double.TryParse(first, NumberStyles.Float, CultureInfo.InvariantCulture, out var load) ? load : null;
     }
 
-    private static Process Refreshed()
+    private static Process Refreshed(Process? process = null)
     {
-        var process = Process.GetCurrentProcess();
+        process ??= Process.GetCurrentProcess();
         process.Refresh();
         return process;
     }
 
-    private static long? ReadStatus(string key)
+    private static long? ReadStatus(string key, string file = StatusFile)
     {
-        if (!OperatingSystem.IsLinux() || !File.Exists(StatusFile))
+        if (!OperatingSystem.IsLinux() || !File.Exists(file))
             return null;
-        foreach (var line in File.ReadLines(StatusFile))
+        foreach (var line in File.ReadLines(file))
         {
             if (!line.StartsWith(key, StringComparison.Ordinal))
                 continue;

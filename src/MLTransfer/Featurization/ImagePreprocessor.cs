@@ -1,3 +1,4 @@
+using Microsoft.ML.Data;
 using MLTransfer.Data;
 using SkiaSharp;
 
@@ -33,14 +34,53 @@ public static class ImagePreprocessor
     // allowFastResize: false always draws with SkiaSharp (tests compare the two).
     internal static string? TryLoadPixels(ReadOnlySpan<byte> encoded, int imageSize, Span<float> destination, long maxPixels, bool allowFastResize)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(imageSize, 1);
-        if (destination.Length < PixelCount(imageSize))
-            throw new ArgumentException($"The destination holds {destination.Length} floats; {PixelCount(imageSize)} are needed.", nameof(destination));
+        CheckDestination(imageSize, destination);
         if (encoded.IsEmpty)
             return "empty file (0 bytes)";
         var decoded = Decode(encoded, maxPixels, out var problem);
         if (decoded is null)
             return problem;
+        using (decoded)
+            return FromBitmap(decoded, imageSize, destination, allowFastResize);
+    }
+
+    /// <summary>
+    /// Writes the planar RGB pixels (0–255) of an already decoded ML.NET image to <paramref name="destination"/>, exactly as
+    /// <c>ResizeImages(IsoCrop, Center)</c> → <c>ExtractPixels</c> would for that image.
+    /// </summary>
+    /// <param name="image">The image (BGRA or RGBA, 8 bits per channel, premultiplied alpha as ML.NET keeps it).</param>
+    /// <param name="imageSize">Square output size in pixels.</param>
+    /// <param name="destination">Receives <see cref="PixelCount"/> floats: the R plane, then G, then B, rows top to bottom.</param>
+    /// <returns>Null on success, otherwise a one-line reason the image could not be used.</returns>
+    public static string? TryLoadPixels(MLImage image, int imageSize, Span<float> destination)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        CheckDestination(imageSize, destination);
+        if (image.PixelFormat is not MLPixelFormat.Bgra32 and not MLPixelFormat.Rgba32)
+            return $"unsupported pixel layout ({image.PixelFormat})";
+        if (image.Width <= 0 || image.Height <= 0)
+            return "image has no pixels";
+        var pixels = image.Pixels;
+        var colorType = image.PixelFormat == MLPixelFormat.Bgra32 ? SKColorType.Bgra8888 : SKColorType.Rgba8888;
+        var opaque = true;
+        for (var i = 3; i < pixels.Length && opaque; i += 4)
+            opaque = pixels[i] == 255;
+        // The same bitmap ML.NET holds: decoded images are opaque or premultiplied, and an opaque one may take the fast resize.
+        using var bitmap = new SKBitmap(new SKImageInfo(image.Width, image.Height, colorType, opaque ? SKAlphaType.Opaque : SKAlphaType.Premul));
+        pixels.CopyTo(bitmap.GetPixelSpan());
+        return FromBitmap(bitmap, imageSize, destination, allowFastResize: true);
+    }
+
+    private static void CheckDestination(int imageSize, Span<float> destination)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(imageSize, 1);
+        if (destination.Length < PixelCount(imageSize))
+            throw new ArgumentException($"The destination holds {destination.Length} floats; {PixelCount(imageSize)} are needed.", nameof(destination));
+    }
+
+    // The steps after decoding: any layout other than BGRA/RGBA to BGRA, then no resize at the target size, else the centre crop.
+    private static string? FromBitmap(SKBitmap decoded, int imageSize, Span<float> destination, bool allowFastResize)
+    {
         SKBitmap? converted = null;
         try
         {
@@ -69,7 +109,6 @@ public static class ImagePreprocessor
         finally
         {
             converted?.Dispose();
-            decoded.Dispose();
         }
     }
 

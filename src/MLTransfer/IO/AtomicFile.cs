@@ -16,7 +16,7 @@ public static partial class AtomicFile
 {
     private const int GuidLength = 32;
 
-    /// <summary>Writes a file atomically through a callback that fills a stream.</summary>
+    /// <summary>Writes a file atomically through a callback that fills a stream (readable and seekable, so the callback may read back what it wrote).</summary>
     /// <param name="path">Destination path; its folder is created if missing.</param>
     /// <param name="write">Writes the content to the stream.</param>
     /// <exception cref="IOException">Writing failed (for example a full disk or a read-only folder); the destination is untouched.</exception>
@@ -39,7 +39,7 @@ public static partial class AtomicFile
         }
         try
         {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16))
             {
                 write(stream);
                 stream.Flush(flushToDisk: true);
