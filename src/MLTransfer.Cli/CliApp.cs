@@ -35,6 +35,10 @@ public static class CliApp
                     .WithDescription("Images/s of ML.NET's DnnFeaturizeImage vs the MLTransfer engine, cached re-run speed-up, peak memory.");
                 bench.AddCommand<BenchDomainAdaptationCommand>("domain-adaptation")
                     .WithDescription("Domain adaptation: every method, both directions, against source-only.");
+                bench.AddCommand<BenchFineTuningCommand>("fine-tuning")
+                    .WithDescription("Fine-tuning (train defaults unless told) vs feature extraction on the same split: accuracy, training images/s, wall and CPU time.");
+                bench.AddCommand<BenchTrainingMemoryCommand>("training-memory")
+                    .WithDescription("Peak memory of train --technique fine-tuning as the number of images grows (copies under new names in a temporary folder).");
                 bench.AddCommand<BenchMultiTaskCommand>("multi-task")
                     .WithDescription("One multi-task model vs one single-task model per task: per-task accuracy/MAE and backbone passes.");
             });
@@ -67,6 +71,9 @@ public static class CliApp
         var inner = e;
         while (inner is AggregateException { InnerException: not null } or System.Reflection.TargetInvocationException { InnerException: not null })
             inner = inner.InnerException!;
+        // libtorch's own reports carry the C++ stack after their first line; --verbose prints all of it.
+        if (inner is System.Runtime.InteropServices.ExternalException)
+            return "libtorch failed: " + inner.Message.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).FirstOrDefault();
         return inner.Message.ReplaceLineEndings(" ");
     }
 

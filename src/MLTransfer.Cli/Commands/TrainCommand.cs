@@ -23,7 +23,7 @@ public sealed class TrainCommand : Command<TrainSettings>
         if (settings.Folder is null && settings.Manifest is null)
             throw new ArgumentException("Give the training folder (or --manifest for multi-task).");
         var mlContext = new MLContext(seed: settings.Seed);
-        var model = runner.Train(settings, mlContext, console);
+        using var model = runner.Train(settings, mlContext, console);
         ModelFile.Save(mlContext, model, settings.Output);
         Reports.Summary(console, model.Report, settings.Output);
         if (model.Report.Validation is { } validation)

@@ -9,8 +9,8 @@ using Spectre.Console.Cli;
 
 namespace MLTransfer.Cli.Commands.Bench;
 
-/// <summary>Arguments of <c>mltransfer bench accuracy</c>.</summary>
-public sealed class BenchAccuracySettings : CommonSettings
+/// <summary>Arguments of benchmarks that train on one labelled folder and test on a held-out split or another folder.</summary>
+public class BenchSplitSettings : CommonSettings
 {
     /// <summary>Training folder.</summary>
     [CommandArgument(0, "<train-folder>")]
@@ -40,6 +40,21 @@ public sealed class BenchAccuracySettings : CommonSettings
     /// <summary>JSON output.</summary>
     [CommandOption("--json")]
     public bool Json { get; set; }
+
+    /// <summary>The training and test images these settings describe.</summary>
+    public (IReadOnlyList<ImageExample> Train, IReadOnlyList<ImageExample> Test) LoadSplit()
+    {
+        var classes = Classes?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+        var all = AccuracyBenchmark.Subset(ImageFolder.Load(Train, new ImageFolderOptions { DecodeCheck = false }), classes, PerClass);
+        if (Test is null)
+            return ImageFolder.StratifiedSplit(all, 0.2, Seed);
+        return (all, AccuracyBenchmark.Subset(ImageFolder.Load(Test, new ImageFolderOptions { DecodeCheck = false, MinimumClasses = 1 }), classes, null));
+    }
+}
+
+/// <summary>Arguments of <c>mltransfer bench accuracy</c>.</summary>
+public sealed class BenchAccuracySettings : BenchSplitSettings
+{
 }
 
 /// <summary><c>mltransfer bench accuracy</c>: plain ML.NET vs MLTransfer feature extraction on the same split, in one run.</summary>
@@ -49,17 +64,7 @@ public sealed class BenchAccuracyCommand : Command<BenchAccuracySettings>
     public override int Execute(CommandContext context, BenchAccuracySettings settings, CancellationToken cancellationToken)
     {
         var console = CliApp.Ui(settings.Json);
-        var classes = settings.Classes?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet();
-        var folder = ImageFolder.Load(settings.Train, new ImageFolderOptions { DecodeCheck = false });
-        var all = AccuracyBenchmark.Subset(folder, classes, settings.PerClass);
-        IReadOnlyList<ImageExample> train, test;
-        if (settings.Test is null)
-            (train, test) = ImageFolder.StratifiedSplit(all, 0.2, settings.Seed);
-        else
-        {
-            train = all;
-            test = AccuracyBenchmark.Subset(ImageFolder.Load(settings.Test, new ImageFolderOptions { DecodeCheck = false, MinimumClasses = 1 }), classes, null);
-        }
+        var (train, test) = settings.LoadSplit();
         console.MarkupLineInterpolated($"{train.Count} training and {test.Count} test images, {train.Select(e => e.Label).Distinct().Count()} classes");
         var options = new FeatureExtractionOptions { ValidationFraction = 0, Seed = settings.Seed, Engine = new FeaturizerOptions { UseCache = false } };
         var results = AccuracyBenchmark.Run(train, test, options, line => console.MarkupLineInterpolated($"[grey]{line}[/]"));
