@@ -77,6 +77,21 @@ public static class ImageFactory
         return path;
     }
 
+    /// <summary>
+    /// Writes a photo shrunk to <paramref name="side"/>² (optionally grey) as PNG, like the tiny images of digit and
+    /// CIFAR-style datasets, which the repository cannot ship.
+    /// </summary>
+    public static string Shrunk(string photo, string path, int side, bool grey)
+    {
+        using var source = SKBitmap.Decode(photo) ?? throw new InvalidOperationException($"Cannot decode {photo}.");
+        var info = new SKImageInfo(side, side, grey ? SKColorType.Gray8 : SKColorType.Rgba8888, SKAlphaType.Opaque);
+        using var small = source.Resize(info, new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear))
+            ?? throw new InvalidOperationException($"Cannot resize {photo}.");
+        using var data = small.Encode(SKEncodedImageFormat.Png, 100);
+        File.WriteAllBytes(path, data.ToArray());
+        return path;
+    }
+
     public static string Truncated(string source, string path, double keep = 0.5)
     {
         var bytes = File.ReadAllBytes(source);

@@ -19,11 +19,15 @@ public class LibTorchLoadTests
         return candidates.First(File.Exists);
     }
 
+    // The build writes where it copied the library from (the NuGet package folder, wherever it is) next to the tests.
     private static string OriginalLibrary()
     {
-        string packages = Environment.GetEnvironmentVariable("NUGET_PACKAGES")
-            ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
-        return Path.Combine(packages, "torchsharp", "0.107.0", "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
+        var record = Path.Combine(AppContext.BaseDirectory, "libLibTorchSharp.source.txt");
+        Assert.That(File.Exists(record), Is.True, $"{record} is written by the build (RecordLibTorchSharpSource)");
+        var sources = File.ReadAllLines(record).Where(l => l.Length > 0).ToArray();
+        Assert.That(sources, Has.Length.EqualTo(1), "one package copy of libLibTorchSharp.so");
+        Assert.That(File.Exists(sources[0]), Is.True, sources[0]);
+        return sources[0];
     }
 
     [Test]
@@ -42,7 +46,6 @@ public class LibTorchLoadTests
         Assert.That(ElfWeakVersionPatcher.IsWeak(deployed, "GLIBCXX_3.4.30"), Is.False);
 
         string original = OriginalLibrary();
-        Assume.That(File.Exists(original), "the NuGet cache copy is needed for the byte comparison");
         Assert.That(ElfWeakVersionPatcher.IsWeak(original, Version), Is.False, "the NuGet cache must not be modified");
         byte[] a = File.ReadAllBytes(original);
         byte[] b = File.ReadAllBytes(deployed);
@@ -60,7 +63,6 @@ public class LibTorchLoadTests
         try
         {
             string original = OriginalLibrary();
-            Assume.That(File.Exists(original));
             string copy = Path.Combine(dir, "libLibTorchSharp.so");
             File.Copy(original, copy);
 

@@ -1,6 +1,5 @@
 using System.ComponentModel;
 using System.Text.Json;
-using Microsoft.ML;
 using MLTransfer.Cli.Commands.Train;
 using MLTransfer.Cli.Rendering;
 using MLTransfer.Evaluation;
@@ -40,8 +39,11 @@ public sealed class EvaluateSettings : CommonSettings
 
     /// <summary>Confusion-matrix plot.</summary>
     [CommandOption("--plot")]
-    [Description("Also write the confusion matrix as a PNG to this path.")]
+    [Description("Also write the confusion matrix as a PNG to this path (.png).")]
     public string? Plot { get; set; }
+
+    /// <inheritdoc />
+    public override ValidationResult Validate() => Check.First(Check.Extension("--plot", Plot, ".png"));
 }
 
 /// <summary><c>mltransfer evaluate</c>: metrics and confusion matrix of a saved model on a labelled folder.</summary>
@@ -51,16 +53,18 @@ public sealed class EvaluateCommand : Command<EvaluateSettings>
     public override int Execute(CommandContext context, EvaluateSettings settings, CancellationToken cancellationToken)
     {
         var console = CliApp.Ui(settings.Json);
-        var mlContext = new MLContext(seed: 0);
-        var model = ModelFile.Load(mlContext, settings.Model);
+        if (settings.Plot is not null)
+            Plots.CheckDestination(settings.Plot, overwrite: false);
+        using var loaded = ModelFile.Open(settings.Model);
+        var (mlContext, model) = (loaded.Context, loaded.Model);
         if (settings.Manifest is not null || Evaluate.MultiTaskEvaluation.IsMultiTask(model))
             return Evaluate.MultiTaskEvaluation.Run(console, mlContext, model, settings.Manifest, settings.Folder, settings.Json, settings.Strict);
         if (settings.Folder is null)
-            throw new ArgumentException("Give the labelled folder.");
+            throw new UsageException("Give the labelled folder: mltransfer evaluate <model.zip> <folder>.");
         var folder = RunnerSupport.LoadFolder(console, settings.Folder, settings.Strict, minimumClasses: 1);
         var report = ModelEvaluator.Evaluate(mlContext, model, folder.Examples);
         if (settings.Plot is not null)
-            Plots.ConfusionMatrix(report, settings.Plot);
+            Plots.ConfusionMatrix(report, settings.Plot, console);
         if (settings.Json)
         {
             Console.Out.WriteLine(JsonSerializer.Serialize(ToJson(report, folder.Rejected.Count)));

@@ -28,11 +28,14 @@ public sealed class FeaturizeCommand : Command<FeaturizeCommand.Settings>
         [Description("Output file: .csv or .parquet, with columns path, label, f0..f{D-1}.")]
         public string Output { get; set; } = "";
 
+        /// <summary>Replace an existing output that is not a feature table.</summary>
+        [CommandOption("--force")]
+        [Description("Replace an existing --output file even when it is not a feature table.")]
+        public bool Force { get; set; }
+
         /// <inheritdoc />
         public override ValidationResult Validate()
         {
-            if (string.IsNullOrWhiteSpace(Folder) || !Directory.Exists(Folder))
-                return ValidationResult.Error($"Image folder '{Folder}' does not exist.");
             if (string.IsNullOrWhiteSpace(Output))
                 return ValidationResult.Error("--output is required (a .csv or .parquet file).");
             if (!FeatureTable.IsSupported(Output))
@@ -44,12 +47,16 @@ public sealed class FeaturizeCommand : Command<FeaturizeCommand.Settings>
     /// <inheritdoc />
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
-        var examples = ListImages(settings.Folder);
-        if (examples.Count == 0)
+        var output = OutputFile.Check(settings.Output, new OutputFileRules
         {
-            AnsiConsole.MarkupLine($"[red]No images in '{Markup.Escape(settings.Folder)}'.[/]");
-            return 1;
-        }
+            Kind = "feature table (.csv or .parquet)",
+            IsReplaceable = FeatureTable.IsFeatureTable,
+            Overwrite = settings.Force,
+            OverwriteHint = "add --force",
+        });
+        var examples = ListImages(settings.Folder, AnsiConsole.Console);
+        if (examples.Count == 0)
+            throw new InvalidDataException($"No images in '{settings.Folder}' ({string.Join(", ", ImageFileCheck.Extensions)}).");
         var backbone = Backbone.Resolve(settings.Backbone);
         var clock = Stopwatch.StartNew();
         using var engine = new OnnxImageFeaturizer(backbone, settings.ToOptions());
@@ -58,26 +65,37 @@ public sealed class FeaturizeCommand : Command<FeaturizeCommand.Settings>
         for (var i = 0; i < examples.Count; i++)
             if (result.Features[i] is { } vector)
                 rows.Add(new FeatureRow(examples[i].ImagePath, examples[i].Label, vector));
-        FeatureTable.Write(settings.Output, rows, engine.FeatureSize);
+        if (rows.Count == 0)
+        {
+            FeaturizerProgress.ReportFailures(result.Failed);
+            throw new InvalidDataException($"None of the {examples.Count:N0} images in '{settings.Folder}' could be featurised; nothing was written.");
+        }
+        FeatureTable.Write(output, rows, engine.FeatureSize);
         clock.Stop();
 
         AnsiConsole.MarkupLine(
             $"Featurised [bold]{rows.Count:N0}[/] images with {Markup.Escape(backbone.Name)} at {engine.ImageSize} px " +
             $"(cached {result.FromCache:N0} / {examples.Count:N0}) in {clock.Elapsed.TotalSeconds:0.0} s → [green]{Markup.Escape(settings.Output)}[/]");
         FeaturizerProgress.ReportFailures(result.Failed);
-        return rows.Count > 0 ? 0 : 1;
+        return 0;
     }
 
     /// <summary>The images of a folder with their labels: class sub-folders if there are any, otherwise the images directly inside.</summary>
     /// <param name="folder">The folder.</param>
-    public static IReadOnlyList<ImageExample> ListImages(string folder)
+    /// <param name="console">Where warnings go.</param>
+    public static IReadOnlyList<ImageExample> ListImages(string folder, IAnsiConsole console)
     {
+        ArgumentNullException.ThrowIfNull(console);
         var root = Path.GetFullPath(folder);
+        if (!Directory.Exists(root))
+            throw new DirectoryNotFoundException($"Image folder '{folder}' does not exist.");
         var hasClasses = Directory.GetDirectories(root).Any(d => !Path.GetFileName(d).StartsWith('.'));
         if (hasClasses)
         {
             var dataset = ImageFolder.Load(root, new ImageFolderOptions { DecodeCheck = false, MinimumClasses = 1 });
-            return dataset.Examples.Concat(dataset.Rejected.Select(r => new ImageExample { ImagePath = r.Path, Label = Path.GetFileName(Path.GetDirectoryName(r.Path)) ?? "" }))
+            Train.RunnerSupport.ReportWarnings(console, dataset.Warnings);
+            return dataset.Examples.Concat(dataset.Rejected.Where(r => File.Exists(r.Path))
+                    .Select(r => new ImageExample { ImagePath = r.Path, Label = Path.GetFileName(Path.GetDirectoryName(r.Path)) ?? "" }))
                 .ToList();
         }
         return Directory.EnumerateFiles(root).Where(ImageFileCheck.HasImageExtension).OrderBy(f => f, StringComparer.Ordinal)

@@ -10,7 +10,7 @@ public class EngineTuningSettings : CommandSettings
 {
     /// <summary>Square image size; null means the backbone's native size.</summary>
     [CommandOption("--image-size <PIXELS>")]
-    [Description("Square image size fed to the backbone, a multiple of 32 (e.g. 160 or 128 to trade accuracy for speed). Default: the backbone's (224).")]
+    [Description("Square image size fed to the backbone, 16 to 2048 and a multiple of 32 (e.g. 160 or 128 to trade accuracy for speed). Default: the backbone's (224).")]
     public int? ImageSize { get; set; }
 
     /// <summary>Images per inference batch.</summary>
@@ -34,18 +34,11 @@ public class EngineTuningSettings : CommandSettings
     public bool PlainGraph { get; set; }
 
     /// <inheritdoc />
-    public override ValidationResult Validate()
-    {
-        if (InferenceThreads is < 1)
-            return ValidationResult.Error("--inference-threads must be at least 1.");
-        if (ImageSize is < 16)
-            return ValidationResult.Error("--image-size must be at least 16.");
-        if (BatchSize is < 1)
-            return ValidationResult.Error("--batch-size must be at least 1.");
-        if (DecodeThreads is < 1)
-            return ValidationResult.Error("--decode-threads must be at least 1.");
-        return ValidationResult.Success();
-    }
+    public override ValidationResult Validate() => Check.First(
+        Check.AtLeast("--inference-threads", InferenceThreads, 1),
+        Check.ImageSize(ImageSize),
+        Check.AtLeast("--batch-size", BatchSize, 1),
+        Check.AtLeast("--decode-threads", DecodeThreads, 1));
 
     /// <summary>The engine options these settings describe (cache on, default folder).</summary>
     public virtual FeaturizerOptions ToOptions()
@@ -71,13 +64,20 @@ public class FeaturizerSettings : EngineTuningSettings
 
     /// <summary>Bottleneck cache folder.</summary>
     [CommandOption("--cache-dir <DIR>")]
-    [Description("Bottleneck cache folder. Default: $TMPDIR/mltransfer/cache.")]
+    [Description("Cache folder (features, and fused graphs in its graphs/ sub-folder). Default: $MLTRANSFER_CACHE_DIR, else ~/.cache/mltransfer. An unusable folder stops the run before any work.")]
     public string? CacheDirectory { get; set; }
 
     /// <summary>Disables the bottleneck cache.</summary>
     [CommandOption("--no-cache")]
     [Description("Neither read nor write the bottleneck cache.")]
     public bool NoCache { get; set; }
+
+    /// <inheritdoc />
+    public override ValidationResult Validate()
+    {
+        var engine = base.Validate();
+        return engine.Successful ? Check.First(Check.Backbone(Backbone)) : engine;
+    }
 
     /// <inheritdoc />
     public override FeaturizerOptions ToOptions()

@@ -1,6 +1,5 @@
 using System.ComponentModel;
 using System.Text.Json;
-using Microsoft.ML;
 using MLTransfer.Data;
 using MLTransfer.Evaluation;
 using MLTransfer.Export;
@@ -24,7 +23,7 @@ public sealed class PredictSettings : CommonSettings
 
     /// <summary>Top K.</summary>
     [CommandOption("--top")]
-    [Description("How many classes to list per image. Default 1.")]
+    [Description("How many classes to list per image, at least 1 (more than the model's classes lists them all). Default 1.")]
     [DefaultValue(1)]
     public int Top { get; set; } = 1;
 
@@ -32,6 +31,9 @@ public sealed class PredictSettings : CommonSettings
     [CommandOption("--json")]
     [Description("Print one JSON array on stdout.")]
     public bool Json { get; set; }
+
+    /// <inheritdoc />
+    public override ValidationResult Validate() => Check.First(Check.AtLeast("--top", Top, 1));
 }
 
 /// <summary><c>mltransfer predict</c>: the most likely classes of images.</summary>
@@ -41,13 +43,10 @@ public sealed class PredictCommand : Command<PredictSettings>
     public override int Execute(CommandContext context, PredictSettings settings, CancellationToken cancellationToken)
     {
         var console = CliApp.Ui(settings.Json);
-        var mlContext = new MLContext(seed: 0);
-        var model = ModelFile.Load(mlContext, settings.Model);
+        var paths = ListInputs(settings.Input, console);
+        using var loaded = ModelFile.Open(settings.Model);
+        var (mlContext, model) = (loaded.Context, loaded.Model);
         var classes = ModelEvaluator.Classes(model);
-        var paths = File.Exists(settings.Input) ? [Path.GetFullPath(settings.Input)]
-            : Directory.Exists(settings.Input)
-                ? Directory.EnumerateFiles(settings.Input, "*", SearchOption.AllDirectories).Where(ImageFileCheck.HasImageExtension).Order(StringComparer.Ordinal).ToList()
-                : throw new FileNotFoundException($"'{settings.Input}' is neither an image file nor a folder.");
         var readable = new List<string>();
         var results = new List<Dictionary<string, object>>();
         foreach (var path in paths)
@@ -81,5 +80,22 @@ public sealed class PredictCommand : Command<PredictSettings>
                 console.MarkupLineInterpolated($"[yellow]{failed["path"]}[/]: {failed["error"]}");
         }
         return results.Any(r => r.ContainsKey("error")) && readable.Count == 0 ? 1 : 0;
+    }
+
+    /// <summary>The image, or the images under a folder (see <see cref="ImageFileScan"/>); a folder without images is an error.</summary>
+    private static IReadOnlyList<string> ListInputs(string input, IAnsiConsole console)
+    {
+        if (File.Exists(input))
+            return [Path.GetFullPath(input)];
+        if (!Directory.Exists(input))
+            throw new FileNotFoundException($"'{input}' is neither an image file nor a folder.");
+        var scan = ImageFileScan.Run(input);
+        foreach (var folder in scan.Unreadable)
+            console.MarkupLineInterpolated($"[yellow]warning:[/] {folder.Path}: {folder.Reason}");
+        if (scan.SkippedLinks.Count > 0)
+            console.MarkupLineInterpolated($"[yellow]warning:[/] {scan.SkippedLinks.Count} link(s) to folders were not followed ('{scan.SkippedLinks[0]}').");
+        if (scan.Images.Count == 0)
+            throw new InvalidDataException($"No images in '{input}' ({string.Join(", ", ImageFileCheck.Extensions)}, sub-folders included).");
+        return scan.Images.Select(p => Path.Combine(input, Path.GetRelativePath(scan.Root, p))).ToList();
     }
 }

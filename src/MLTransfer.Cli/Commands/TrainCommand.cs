@@ -2,6 +2,7 @@ using Microsoft.ML;
 using MLTransfer.Cli.Commands.Train;
 using MLTransfer.Cli.Rendering;
 using MLTransfer.Export;
+using MLTransfer.IO;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -17,15 +18,16 @@ public sealed class TrainCommand : Command<TrainSettings>
     /// <inheritdoc />
     public override int Execute(CommandContext context, TrainSettings settings, CancellationToken cancellationToken)
     {
-        var console = AnsiConsole.Console;
+        var console = CliApp.Ui(json: false);
         var runner = Runners.FirstOrDefault(r => string.Equals(r.Technique, settings.Technique, StringComparison.OrdinalIgnoreCase))
-            ?? throw new ArgumentException($"Unknown technique '{settings.Technique}': use {string.Join(", ", Runners.Select(r => r.Technique))}.");
-        if (settings.Folder is null && settings.Manifest is null)
-            throw new ArgumentException("Give the training folder (or --manifest for multi-task).");
+            ?? throw new UsageException($"Unknown technique '{settings.Technique}': use {string.Join(", ", Runners.Select(r => r.Technique))}.");
+        var output = CheckOutputs(settings);
+        RunnerSupport.CheckBeforeWork(settings);
+        var skipped = RunnerSupport.CollectSkipped();
         var mlContext = new MLContext(seed: settings.Seed);
         using var model = runner.Train(settings, mlContext, console);
-        ModelFile.Save(mlContext, model, settings.Output);
-        Reports.Summary(console, model.Report, settings.Output);
+        ModelFile.Save(mlContext, model, output);
+        Reports.Summary(console, model.Report, output, skipped);
         if (model.Report.Validation is { } validation)
         {
             console.MarkupLine("[bold]Validation[/]");
@@ -33,11 +35,43 @@ public sealed class TrainCommand : Command<TrainSettings>
         }
         if (!settings.NoPlots)
         {
-            var written = Plots.WriteAll(model.Report, settings.Output);
+            var written = Plots.WriteAll(model.Report, output, console);
             foreach (var file in written)
                 console.MarkupLineInterpolated($"[grey]plot: {file}[/]");
         }
-        console.MarkupLineInterpolated($"[green]Saved[/] {Path.GetFullPath(settings.Output)}");
+        console.MarkupLineInterpolated($"[green]Saved[/] {output}");
         return 0;
+    }
+
+    /// <summary>
+    /// Checks, before any work, the model path and every file the run writes beside it (plots, the standalone ONNX):
+    /// see <see cref="ModelFile.CheckDestination"/>. Returns the model's full path.
+    /// </summary>
+    /// <param name="settings">Parsed settings.</param>
+    public static string CheckOutputs(TrainSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        var inputs = new List<ProtectedFolder>();
+        void Protect(string role, string? folder)
+        {
+            if (folder is not null && Directory.Exists(folder))
+                inputs.Add(new ProtectedFolder(role, folder));
+        }
+        Protect("training folder", settings.Folder);
+        Protect("validation folder", settings.Validation);
+        Protect("target folder", settings.Target);
+        Protect("target test folder", settings.TargetTest);
+        var output = ModelFile.CheckDestination(settings.Output, settings.Force, inputs, "add --force");
+        if (!settings.NoPlots)
+            foreach (var plot in new[] { ".confusion.png", ".history.png", ".domains.png" })
+                Plots.CheckDestination(OutputFile.Companion(output, plot), settings.Force);
+        OutputFile.Check(OutputFile.Companion(output, ".onnx"), new OutputFileRules
+        {
+            Kind = "ONNX model",
+            IsReplaceable = OutputFile.IsOnnx,
+            Overwrite = settings.Force,
+            OverwriteHint = "add --force",
+        });
+        return output;
     }
 }

@@ -156,18 +156,45 @@ public sealed class TrainSettings : CommonSettings
     [DefaultValue("none")]
     public string GradientBalancing { get; set; } = "none";
 
+    /// <summary>Replace an existing output that is not an MLTransfer model.</summary>
+    [CommandOption("--force")]
+    [Description("Replace an existing --output (or plot) file even when it is not an MLTransfer model (or PNG).")]
+    public bool Force { get; set; }
+
     /// <summary>Write plots.</summary>
     [CommandOption("--no-plots")]
     [Description("Do not write the confusion-matrix and training-curve PNGs next to the model.")]
     public bool NoPlots { get; set; }
 
+    /// <summary>The techniques <c>--technique</c> takes.</summary>
+    public static readonly string[] Techniques = ["feature-extraction", "fine-tuning", "domain-adaptation", "multi-task", "multi-task-fine-tuning"];
+
     /// <inheritdoc />
     public override ValidationResult Validate()
     {
-        if (ValidationFraction is < 0 or >= 1)
-            return ValidationResult.Error("--validation-fraction must be in [0, 1).");
-        if (ImageSize is < 16)
-            return ValidationResult.Error("--image-size must be at least 16.");
-        return ValidationResult.Success();
+        var technique = Technique.ToLowerInvariant();
+        return Check.First(
+            Check.OneOf("--technique", Technique, Techniques),
+            technique switch
+            {
+                "feature-extraction" => Check.OneOf("--head", Head, ["lbfgs", "lbfgs-maximum-entropy", "sdca", "sdca-maximum-entropy", "lightgbm", "image-classification"]),
+                "multi-task" => Check.OneOf("--head", Head, ["lbfgs", "lbfgs-maximum-entropy", "image-classification", "softmax"]),
+                _ => null,
+            },
+            technique == "domain-adaptation" ? Check.OneOf("--method", Method, ["coral", "adabn", "dann", "mmd", "deep-coral", "source-only"]) : null,
+            technique == "domain-adaptation" && Target is null ? "Domain adaptation needs --target <folder of unlabelled target-domain images>." : null,
+            technique == "multi-task-fine-tuning" ? Check.OneOf("--loss-weighting", LossWeighting, ["uncertainty", "equal", "fixed"]) : null,
+            technique == "multi-task-fine-tuning" ? Check.OneOf("--gradient-balancing", GradientBalancing, ["none", "pcgrad"]) : null,
+            Folder is null && Manifest is null ? "Give the training folder (or --manifest for multi-task)." : null,
+            Check.Extension("--output", Output, Export.ModelFile.Extension),
+            Check.Backbone(Backbone),
+            Check.Fraction("--validation-fraction", ValidationFraction),
+            Check.ImageSize(ImageSize),
+            Check.AtLeast("--epochs", Epochs, 1),
+            Check.AtLeast("--batch-size", BatchSize, 1),
+            Check.PositiveFinite("--learning-rate", LearningRate),
+            Check.AtLeast("--unfreeze-after", UnfreezeAfter, 0),
+            Check.AtLeast("--trained-backbone-blocks", TrainedBackboneBlocks, 0),
+            TaskWeights is null ? null : Check.TaskWeights(TaskWeights));
     }
 }

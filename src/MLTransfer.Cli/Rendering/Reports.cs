@@ -11,8 +11,11 @@ public static class Reports
     /// <param name="console">Where to render.</param>
     /// <param name="report">The training report.</param>
     /// <param name="output">The model path.</param>
-    public static void Summary(IAnsiConsole console, TrainingReport report, string output)
+    /// <param name="skipped">Images skipped while reading the folders (the report adds those that failed featurisation).</param>
+    public static void Summary(IAnsiConsole console, TrainingReport report, string output, IReadOnlyList<MLTransfer.Data.RejectedImage>? skipped = null)
     {
+        ArgumentNullException.ThrowIfNull(report);
+        var skippedCount = report.Rejected.Concat(skipped ?? []).Select(r => r.Path).Distinct(StringComparer.Ordinal).Count();
         var table = new Table().Title("Training summary").AddColumn("").AddColumn("");
         table.HideHeaders();
         table.AddRow("Technique", report.Technique);
@@ -21,7 +24,7 @@ public static class Reports
         if (report.Tasks.Count > 0)
             table.AddRow("Tasks", Markup.Escape(string.Join(", ", report.Tasks.Keys)));
         table.AddRow("Train / validation images", $"{report.TrainCount:N0} / {report.ValidationCount:N0}");
-        table.AddRow("Skipped (unreadable)", report.Rejected.Count.ToString("N0"));
+        table.AddRow("Skipped (unreadable)", skippedCount.ToString("N0"));
         table.AddRow("Features from cache", $"{report.FromCache:N0} / {report.TrainCount + report.ValidationCount:N0}");
         table.AddRow("Featurisation time", $"{report.FeaturizationTime.TotalSeconds:F1} s");
         table.AddRow("Training time", $"{report.TrainingTime.TotalSeconds:F1} s");

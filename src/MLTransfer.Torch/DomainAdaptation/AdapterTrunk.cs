@@ -185,7 +185,7 @@ internal sealed class BackboneTrunk : AdapterTrunk
         var trained = _blocks.Backbone.ExportModel();
         var key = FeatureGraphEdits.Hash(Parameters.Select(p => p.Parameter.data<float>().ToArray())
             .Concat(_blocks.Backbone.BatchNormStatistics.Values.Select(s => s.data<float>().ToArray())).ToArray());
-        return FeatureGraphEdits.WriteEdited(_context.Featurizer.GraphPath, _context.Engine.GraphDirectory, tag + "-backbone", key, edited =>
+        return FeatureGraphEdits.WriteEdited(_context.Featurizer.GraphPath, _context.Engine.EffectiveGraphDirectory, tag + "-backbone", key, edited =>
         {
             edited.Graph.Initializer.Clear();
             edited.Graph.Initializer.AddRange(trained.Graph.Initializer);

@@ -158,7 +158,7 @@ internal static class FeatureAdapterTrainer
         var exported = trunk.PooledAsExported;
         return new Adaptation
         {
-            GraphPath = FeatureGraphEdits.AppendLayers(trunk.WriteGraph(tag), [layer], context.Engine.GraphDirectory, tag),
+            GraphPath = FeatureGraphEdits.AppendLayers(trunk.WriteGraph(tag), [layer], context.Engine.EffectiveGraphDirectory, tag),
             HeadTrainFeatures = trunk.SourcePooled.Select(layer.Apply).ToArray(),
             HeadValidationFeatures = trunk.ValidationPooled?.Select(layer.Apply).ToArray(),
             TargetAsExported = (rows, examples) => exported(rows, examples).Select(layer.Apply).ToArray(),

@@ -149,7 +149,7 @@ public sealed class FineTuningOptions
     /// <summary>
     /// The bottleneck-cache folder under whose <c>blocks</c> sub-folder the lower-block outputs of top-blocks training are
     /// kept (keyed by the image's content, backbone, size, cut and view, so later runs reuse them); null means
-    /// <c>$TMPDIR/mltransfer/cache</c>. The default value is null.
+    /// <see cref="IO.CacheLocation.Default"/>. The default value is null.
     /// </summary>
     public string? CacheDirectory { get; set; }
 

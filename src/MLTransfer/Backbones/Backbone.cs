@@ -113,8 +113,16 @@ public sealed record Backbone
         ArgumentException.ThrowIfNullOrWhiteSpace(nameOrSpecPath);
         if (string.Equals(nameOrSpecPath, "resnet18", StringComparison.OrdinalIgnoreCase))
             return ResNet18();
+        if (Path.GetExtension(nameOrSpecPath).Equals(".onnx", StringComparison.OrdinalIgnoreCase))
+            throw new ArgumentException(
+                $"'{nameOrSpecPath}' is an ONNX file; the backbone option takes 'resnet18' or a backbone spec (.json) whose modelPath names the ONNX file, " +
+                "with its input and output nodes and preprocessing (see \"Bring your own ONNX backbone\" in the README).", nameof(nameOrSpecPath));
+        if (Directory.Exists(nameOrSpecPath))
+            throw new ArgumentException($"Backbone spec '{nameOrSpecPath}' is a folder; give the spec's .json file.", nameof(nameOrSpecPath));
         if (File.Exists(nameOrSpecPath))
             return FromSpecFile(nameOrSpecPath);
+        if (nameOrSpecPath.Contains('/') || nameOrSpecPath.Contains('\\') || Path.HasExtension(nameOrSpecPath))
+            throw new FileNotFoundException($"Backbone spec file '{nameOrSpecPath}' does not exist.", nameOrSpecPath);
         throw new ArgumentException(
             $"Unknown backbone '{nameOrSpecPath}': use 'resnet18' or the path of a backbone spec (.json) file.",
             nameof(nameOrSpecPath));
@@ -132,9 +140,12 @@ public sealed record Backbone
     public static Backbone FromSpecFile(string specPath)
     {
         Backbone? spec;
+        var text = File.ReadAllText(specPath);
+        if (!text.TrimStart('\uFEFF', ' ', '\t', '\r', '\n').StartsWith('{'))
+            throw new InvalidDataException($"Backbone spec '{specPath}' is not a JSON spec (it does not start with '{{'): give the .json that describes the backbone.");
         try
         {
-            spec = JsonSerializer.Deserialize<Backbone>(File.ReadAllText(specPath), SpecJson);
+            spec = JsonSerializer.Deserialize<Backbone>(text, SpecJson);
         }
         catch (JsonException e)
         {

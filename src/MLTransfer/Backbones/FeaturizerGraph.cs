@@ -26,6 +26,15 @@ public static class FeaturizerGraph
 
     private const string BatchDim = "N";
 
+    /// <summary>Smallest square image size accepted: 16 pixels.</summary>
+    public const int MinImageSize = 16;
+
+    /// <summary>
+    /// Largest square image size accepted: 2,048 pixels. A batch of 8 such images is 400 MB of pixels and several GB of
+    /// activations in a ResNet; larger sizes overflow the engine's buffers.
+    /// </summary>
+    public const int MaxImageSize = 2048;
+
     /// <summary>Builds the fused graph for a backbone at an image size.</summary>
     /// <param name="backbone">The backbone description.</param>
     /// <param name="imageSize">Square input size in pixels; null means the backbone's native size.</param>
@@ -35,8 +44,8 @@ public static class FeaturizerGraph
     {
         ArgumentNullException.ThrowIfNull(backbone);
         var size = imageSize ?? backbone.InputSize;
-        if (size < 16)
-            throw new ArgumentOutOfRangeException(nameof(imageSize), size, "Image size must be at least 16 pixels.");
+        if (size is < MinImageSize or > MaxImageSize)
+            throw new ArgumentOutOfRangeException(nameof(imageSize), size, $"Image size must be between {MinImageSize} and {MaxImageSize} pixels.");
         if (size != backbone.InputSize && backbone.SizeMultiple > 1 && size % backbone.SizeMultiple != 0)
             throw new ArgumentOutOfRangeException(nameof(imageSize), size,
                 $"Backbone '{backbone.Name}' takes image sizes that are multiples of {backbone.SizeMultiple} (e.g. {size / backbone.SizeMultiple * backbone.SizeMultiple} or {(size / backbone.SizeMultiple + 1) * backbone.SizeMultiple}), or its native {backbone.InputSize}.");
@@ -87,11 +96,15 @@ public static class FeaturizerGraph
 
     /// <summary>
     /// Builds the fused graph and stores it in <paramref name="folder"/> under a name derived from the backbone's
-    /// identity and the image size, reusing an existing file. Returns the file's path.
+    /// identity and the image size, reusing an existing file. Before a new file is stored, the graph is run once on a
+    /// blank image and its real output length is compared with <see cref="Backbone.FeatureSize"/>, so a wrong spec fails
+    /// here instead of producing an unusable model. Beyond <see cref="DefaultMaxFolderBytes"/>, the oldest graphs in the
+    /// folder are deleted. Returns the file's path.
     /// </summary>
     /// <param name="backbone">The backbone description.</param>
     /// <param name="imageSize">Square input size; null means the backbone's native size.</param>
     /// <param name="folder">Where to keep the file; null means <see cref="DefaultFolder"/>.</param>
+    /// <exception cref="InvalidDataException">The graph's output does not have <see cref="Backbone.FeatureSize"/> values per image.</exception>
     public static string Materialize(Backbone backbone, int? imageSize = null, string? folder = null)
     {
         ArgumentNullException.ThrowIfNull(backbone);
@@ -102,13 +115,91 @@ public static class FeaturizerGraph
         if (!File.Exists(path))
         {
             var model = Build(backbone, size);
-            AtomicFile.Write(path, s => model.WriteTo(s));
+            var bytes = model.ToByteArray();
+            CheckOutputLength(backbone, size, bytes);
+            AtomicFile.WriteAllBytes(path, bytes);
+            TrimFolder(folder, DefaultMaxFolderBytes, keep: path);
         }
         return path;
     }
 
-    /// <summary>Folder for fused graphs when none is given: <c>$TMPDIR/mltransfer/graphs</c>.</summary>
-    public static string DefaultFolder => Path.Combine(Path.GetTempPath(), "mltransfer", "graphs");
+    /// <summary>Folder for fused graphs when none is given: <c>graphs/</c> in the cache folder (<see cref="IO.CacheLocation"/>).</summary>
+    public static string DefaultFolder => IO.CacheLocation.Graphs();
+
+    /// <summary>Size bound of a folder of fused graphs: 1 GiB (about eight ResNet18 image sizes with their optimised copies).</summary>
+    public const long DefaultMaxFolderBytes = 1L << 30;
+
+    /// <summary>
+    /// Deletes the oldest <c>.onnx</c> files of a graph folder until it holds at most <paramref name="maxBytes"/>; files written in
+    /// the last ten minutes (possibly about to be opened by another run) and <paramref name="keep"/> stay. Returns how many were deleted.
+    /// </summary>
+    /// <param name="folder">The graph folder.</param>
+    /// <param name="maxBytes">Size bound.</param>
+    /// <param name="keep">A file never deleted (the one just written).</param>
+    public static int TrimFolder(string folder, long maxBytes, string? keep = null)
+    {
+        List<FileInfo> files;
+        try
+        {
+            files = new DirectoryInfo(folder).EnumerateFiles("*.onnx").ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return 0;
+        }
+        var total = files.Sum(f => f.Length);
+        var recent = DateTime.UtcNow.AddMinutes(-10);
+        var deleted = 0;
+        foreach (var file in files.OrderBy(f => f.LastWriteTimeUtc))
+        {
+            if (total <= maxBytes)
+                break;
+            if (file.LastWriteTimeUtc > recent || file.FullName == keep)
+                continue;
+            try
+            {
+                file.Delete();
+                total -= file.Length;
+                deleted++;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // In use elsewhere; stays.
+            }
+        }
+        return deleted;
+    }
+
+    private static void CheckOutputLength(Backbone backbone, int size, byte[] graph)
+    {
+        Featurization.OnnxRuntimeEnvironment.EnsureConfigured();
+        int length;
+        try
+        {
+            using var options = new Microsoft.ML.OnnxRuntime.SessionOptions { IntraOpNumThreads = 1, GraphOptimizationLevel = Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_BASIC };
+            using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(graph, options);
+            var pixels = new float[3 * size * size];
+            using var input = Microsoft.ML.OnnxRuntime.OrtValue.CreateTensorValueFromMemory(pixels, [1, 3, size, size]);
+            using var runOptions = new Microsoft.ML.OnnxRuntime.RunOptions();
+            using var outputs = session.Run(runOptions, [InputName], [input], [OutputName]);
+            length = (int)outputs[0].GetTensorTypeAndShape().ElementCount;
+        }
+        catch (Microsoft.ML.OnnxRuntime.OnnxRuntimeException e)
+        {
+            throw new InvalidDataException(
+                $"Backbone '{backbone.Name}' ('{backbone.ModelPath}') does not run at {size} px: {FirstLine(e.Message)}", e);
+        }
+        if (length != backbone.FeatureSize)
+            throw new InvalidDataException(
+                $"Backbone '{backbone.Name}': its spec says featureSize {backbone.FeatureSize}, but output '{backbone.OutputName}' of '{backbone.ModelPath}' " +
+                $"gives {length} values per image at {size} px. Set \"featureSize\": {length} in the spec.");
+    }
+
+    private static string FirstLine(string message)
+    {
+        var line = message.ReplaceLineEndings("\n").Split('\n')[0];
+        return line.Length > 300 ? line[..300] + "…" : line;
+    }
 
     /// <summary>Reads an ONNX file, with a clear error when it is not one.</summary>
     /// <param name="path">Path of the ONNX file.</param>
@@ -212,7 +303,13 @@ public static class FeaturizerGraph
         return tensor;
     }
 
-    internal static NodeProto Node(string op, string name, string[] inputs, string[] outputs, params AttributeProto[] attributes)
+    /// <summary>Makes a graph node.</summary>
+    /// <param name="op">Operator type.</param>
+    /// <param name="name">Node name.</param>
+    /// <param name="inputs">Input tensor names.</param>
+    /// <param name="outputs">Output tensor names.</param>
+    /// <param name="attributes">Attributes.</param>
+    public static NodeProto Node(string op, string name, string[] inputs, string[] outputs, params AttributeProto[] attributes)
     {
         var node = new NodeProto { OpType = op, Name = name };
         node.Input.AddRange(inputs);
@@ -221,7 +318,11 @@ public static class FeaturizerGraph
         return node;
     }
 
-    internal static ValueInfoProto ValueInfo(string name, string batchDim, params long[] dims)
+    /// <summary>Describes a float tensor [batch, dims...] whose first dimension is symbolic.</summary>
+    /// <param name="name">Tensor name.</param>
+    /// <param name="batchDim">Name of the symbolic batch dimension.</param>
+    /// <param name="dims">The other dimensions.</param>
+    public static ValueInfoProto ValueInfo(string name, string batchDim, params long[] dims)
     {
         var shape = new TensorShapeProto();
         shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimParam = batchDim });

@@ -141,6 +141,7 @@ public static class InferenceGraph
         {
             var optimized = Optimize(FeaturizerGraph.Load(fusedGraphPath), imageSize, options, out _);
             AtomicFile.Write(path, s => optimized.WriteTo(s));
+            FeaturizerGraph.TrimFolder(Path.GetDirectoryName(path)!, FeaturizerGraph.DefaultMaxFolderBytes, keep: path);
         }
         return path;
     }

@@ -2,15 +2,19 @@ namespace MLTransfer.Data;
 
 /// <summary>
 /// A labelled image dataset read from a folder with one sub-folder per class (the class name is the folder
-/// name). Files with image extensions (<see cref="ImageFileCheck.Extensions"/>, case-insensitive) are read;
-/// other files are counted and ignored. Images that cannot be decoded are listed in <see cref="Rejected"/>
-/// (never silently dropped) or, in strict mode, fail the load.
+/// name). Files with image extensions (<see cref="ImageFileCheck.Extensions"/>, case-insensitive) are read, in
+/// nested sub-folders too (see <see cref="ImageFileScan"/>: hidden folders skipped, links to folders inside a class not
+/// followed, each real file once); other files are counted and ignored. Images that cannot be decoded are listed in
+/// <see cref="Rejected"/> (never silently dropped) or, in strict mode, fail the load. Whatever a user may not expect
+/// (merged sub-folders, skipped hidden folders and links, images outside class folders, files reached twice) is
+/// described in <see cref="Warnings"/>.
 /// </summary>
 public sealed class ImageFolder
 {
     private ImageFolder(string root, IReadOnlyList<string> classes, IReadOnlyList<ImageExample> examples,
-        IReadOnlyList<RejectedImage> rejected, int ignoredFiles)
+        IReadOnlyList<RejectedImage> rejected, int ignoredFiles, IReadOnlyList<string> warnings)
     {
+        Warnings = warnings;
         Root = root;
         Classes = classes;
         Examples = examples;
@@ -33,6 +37,9 @@ public sealed class ImageFolder
     /// <summary>Number of non-image files that were ignored.</summary>
     public int IgnoredFiles { get; }
 
+    /// <summary>One line per surprise worth telling the user (e.g. "class '3': 2 sub-folders merged into the class").</summary>
+    public IReadOnlyList<string> Warnings { get; }
+
     /// <summary>Reads a class-folder dataset.</summary>
     /// <param name="folder">The folder holding one sub-folder per class.</param>
     /// <param name="options">Reading options; null means the defaults.</param>
@@ -45,26 +52,46 @@ public sealed class ImageFolder
         var root = Path.GetFullPath(folder);
         if (!Directory.Exists(root))
             throw new DirectoryNotFoundException($"Image folder '{root}' does not exist.");
-        var classDirs = Directory.GetDirectories(root)
-            .Where(d => !Path.GetFileName(d).StartsWith('.'))
-            .OrderBy(d => Path.GetFileName(d), StringComparer.Ordinal)
-            .ToList();
+        var warnings = new List<string>();
+        var classDirs = new List<string>();
+        foreach (var dir in Directory.GetDirectories(root).OrderBy(d => Path.GetFileName(d), StringComparer.Ordinal))
+        {
+            var name = Path.GetFileName(dir);
+            if (name.StartsWith('.'))
+                continue;
+            if (new DirectoryInfo(dir).LinkTarget is not null && IO.OutputFile.IsInside(root, ImageFileScan.RealPath(dir)))
+            {
+                warnings.Add($"'{name}' is a link back to '{root}' (or above it); it was not read as a class.");
+                continue;
+            }
+            classDirs.Add(dir);
+        }
         if (classDirs.Count == 0)
             throw new InvalidDataException($"Image folder '{root}' has no class sub-folders: put the images of each class in a sub-folder named after the class.");
         if (classDirs.Count < options.MinimumClasses)
             throw new InvalidDataException($"Image folder '{root}' has {classDirs.Count} class folder(s) ('{string.Join("', '", classDirs.Select(Path.GetFileName))}'); at least {options.MinimumClasses} are needed to train a classifier.");
+        var loose = Directory.EnumerateFiles(root).Count(ImageFileCheck.HasImageExtension);
+        if (loose > 0)
+            warnings.Add($"{loose} image(s) directly in '{root}' are not in a class folder and were ignored.");
 
         var examples = new List<ImageExample>();
         var rejected = new List<RejectedImage>();
         var ignored = 0;
         var classes = new List<string>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var dir in classDirs)
         {
             var label = Path.GetFileName(dir);
-            var files = Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories)
-                .OrderBy(f => f, StringComparer.Ordinal).ToList();
-            var images = files.Where(ImageFileCheck.HasImageExtension).ToList();
-            ignored += files.Count - images.Count;
+            var scan = ImageFileScan.Run(dir, options.FollowFolderLinks, seen);
+            ignored += scan.IgnoredFiles;
+            Describe(scan, label, warnings);
+            foreach (var unreadable in scan.Unreadable)
+            {
+                if (options.Strict)
+                    throw new InvalidDataException($"Unreadable folder '{unreadable.Path}': {unreadable.Reason} (strict mode).");
+                rejected.Add(unreadable);
+            }
+            var images = scan.Images;
             var usable = 0;
             foreach (var path in images)
             {
@@ -85,7 +112,21 @@ public sealed class ImageFolder
                     : $"Class folder '{dir}' has no readable images: all {images.Count} were rejected (first: {rejected.Last().Reason}).");
             classes.Add(label);
         }
-        return new ImageFolder(root, classes, examples, rejected, ignored);
+        return new ImageFolder(root, classes, examples, rejected, ignored, warnings);
+    }
+
+    private static void Describe(ImageFileScan scan, string label, List<string> warnings)
+    {
+        static string Some(IReadOnlyList<string> items) =>
+            string.Join(", ", items.Take(3).Select(i => $"'{i}'")) + (items.Count > 3 ? $" and {items.Count - 3} more" : "");
+        if (scan.SubFolders.Count > 0)
+            warnings.Add($"class '{label}': the images of {scan.SubFolders.Count} sub-folder(s) ({Some(scan.SubFolders.Where(f => !f.Contains(Path.DirectorySeparatorChar)).ToList())}) are read as class '{label}'.");
+        if (scan.HiddenFolders.Count > 0)
+            warnings.Add($"class '{label}': {scan.HiddenFolders.Count} hidden folder(s) ({Some(scan.HiddenFolders)}) were skipped.");
+        if (scan.SkippedLinks.Count > 0)
+            warnings.Add($"class '{label}': {scan.SkippedLinks.Count} link(s) to folders ({Some(scan.SkippedLinks)}) were not followed.");
+        if (scan.Duplicates.Count > 0)
+            warnings.Add($"class '{label}': {scan.Duplicates.Count} path(s) lead to an image already counted (through links) and were counted once ({Some(scan.Duplicates)}).");
     }
 
     /// <summary>

@@ -12,6 +12,12 @@ public sealed class ImageFolderOptions
     /// <summary>Largest accepted image, in pixels (width × height). The default value is 64 megapixels.</summary>
     public long MaxPixels { get; set; } = ImageFileCheck.DefaultMaxPixels;
 
+    /// <summary>
+    /// Follow links to folders inside class folders (each real folder is then read once, so a link loop cannot repeat
+    /// images). Class folders that are themselves links are always followed. The default value is false.
+    /// </summary>
+    public bool FollowFolderLinks { get; set; }
+
     /// <summary>Smallest number of classes a training folder must have. The default value is 2.</summary>
     public int MinimumClasses { get; set; } = 2;
 }

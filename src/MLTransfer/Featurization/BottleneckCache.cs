@@ -67,8 +67,8 @@ public sealed partial class BottleneckCache
         MaxBytes = maxBytes;
     }
 
-    /// <summary>The default cache folder: <c>$TMPDIR/mltransfer/cache</c>.</summary>
-    public static string DefaultDirectory => Path.Combine(Path.GetTempPath(), "mltransfer", "cache");
+    /// <summary>The default cache folder: <see cref="IO.CacheLocation.Default"/> (never <c>$TMPDIR</c>).</summary>
+    public static string DefaultDirectory => IO.CacheLocation.Default;
 
     /// <summary>The cache folder.</summary>
     public string Directory { get; }

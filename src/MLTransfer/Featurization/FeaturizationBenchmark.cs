@@ -26,8 +26,11 @@ public sealed class FeaturizationBenchmarkSettings
     /// <summary>Engine options for the uncached and cached phases (their cache settings are overridden). Null means the defaults. The default value is null.</summary>
     public FeaturizerOptions? Engine { get; set; }
 
-    /// <summary>Sustained arithmetic throughput of one core in GFLOP/s, for the CPU limit. The default value is 120.</summary>
-    public double GflopsPerCore { get; set; } = 120;
+    /// <summary>
+    /// Sustained arithmetic throughput of one core in GFLOP/s, for the CPU limit; null measures it on this machine with
+    /// <see cref="ConvolutionPeak"/>. The default value is null.
+    /// </summary>
+    public double? GflopsPerCore { get; set; }
 
     /// <summary>Work of one ResNet18 image at 224 px in GFLOP (multiply and add counted apart). The default value is 4.1.</summary>
     public double GflopPerImage { get; set; } = 4.1;
@@ -93,6 +96,12 @@ public sealed class FeaturizationBenchmarkReport
 
     /// <summary>Whether this machine's SkiaSharp matched the engine's C# Mitchell resize, so the engine used it.</summary>
     public bool FastResize { get; init; }
+
+    /// <summary>GFLOP/s of one core the CPU limit assumes: measured on this machine (<see cref="ConvolutionPeak"/>) unless the settings gave it.</summary>
+    public required double GflopsPerCore { get; init; }
+
+    /// <summary>Whether <see cref="GflopsPerCore"/> was measured on this machine rather than given.</summary>
+    public required bool GflopsMeasured { get; init; }
 
     /// <summary>Arithmetic limit of the CPU in images/s: cores × GFLOP/s per core ÷ GFLOP per image at this size.</summary>
     public required double CpuLimitImagesPerSecond { get; init; }
@@ -195,26 +204,20 @@ public static class FeaturizationBenchmark
         var rounds = Math.Clamp(settings.Rounds, 1, paths.Count);
         var (reference, engineFeatures) = RunInterleaved(backbone, paths, engineOptions, settings.RunMlNet, rounds, log, phases, ref perPhase);
 
-        var cacheDirectory = Path.Combine(Path.GetTempPath(), "mltransfer", "bench-cache-" + Guid.NewGuid().ToString("N")[..12]);
-        try
+        using var scratch = IO.ScratchFolder.Create();
+        var cacheDirectory = scratch.Path;
+        engineOptions = engineOptions.Clone();
+        engineOptions.GraphDirectory = engineOptions.EffectiveGraphDirectory;
+        foreach (var name in new[] { ColdPhase, WarmPhase })
         {
-            foreach (var name in new[] { ColdPhase, WarmPhase })
+            var trace = new RssTrace(paths.Count);
+            var phase = Measure(name, paths.Count, log, ref perPhase, () =>
             {
-                var trace = new RssTrace(paths.Count);
-                var phase = Measure(name, paths.Count, log, ref perPhase, () =>
-                {
-                    using var engine = new OnnxImageFeaturizer(backbone, Clone(engineOptions, useCache: true, cacheDirectory));
-                    var result = engine.Featurize(paths, trace);
-                    return (result.Failed.Count, result.FromCache);
-                });
-                phases.Add(phase with { RssTrace = trace.Samples });
-            }
-        }
-        finally
-        {
-            new BottleneckCache(cacheDirectory).Clear();
-            if (Directory.Exists(cacheDirectory))
-                Directory.Delete(cacheDirectory, recursive: true);
+                using var engine = new OnnxImageFeaturizer(backbone, Clone(engineOptions, useCache: true, cacheDirectory));
+                var result = engine.Featurize(paths, trace);
+                return (result.Failed.Count, result.FromCache);
+            });
+            phases.Add(phase with { RssTrace = trace.Samples });
         }
 
         double? maxDiff = null;
@@ -228,6 +231,7 @@ public static class FeaturizationBenchmark
             maxDiff = diff;
         }
 
+        var gflopsPerCore = settings.GflopsPerCore ?? ConvolutionPeak.MeasureGflopsPerCore();
         return new FeaturizationBenchmarkReport
         {
             Folder = Path.GetFullPath(folder),
@@ -240,7 +244,9 @@ public static class FeaturizationBenchmark
             FastResize = CubicResampler.IsExact,
             DecodeThreads = engineOptions.EffectiveDecodeThreads,
             InferenceThreads = engineOptions.EffectiveInferenceThreads,
-            CpuLimitImagesPerSecond = Environment.ProcessorCount * settings.GflopsPerCore
+            GflopsPerCore = gflopsPerCore,
+            GflopsMeasured = settings.GflopsPerCore is null,
+            CpuLimitImagesPerSecond = Environment.ProcessorCount * gflopsPerCore
                 / (settings.GflopPerImage * Math.Pow(size / (double)backbone.InputSize, 2)),
             PeakPerPhase = perPhase,
             Phases = phases,

@@ -6,7 +6,10 @@ public sealed class FeaturizerOptions
     /// <summary>Square size images are resized (centre-cropped) to; null means the backbone's native size. The default value is null.</summary>
     public int? ImageSize { get; set; }
 
-    /// <summary>Folder of the on-disk bottleneck cache; null means <c>$TMPDIR/mltransfer/cache</c> (<see cref="BottleneckCache.DefaultDirectory"/>). The default value is null.</summary>
+    /// <summary>
+    /// Cache folder: the on-disk bottleneck cache, and fused graphs in its <c>graphs/</c> sub-folder unless <see cref="GraphDirectory"/>
+    /// is set; null means the default cache folder (<see cref="IO.CacheLocation.Default"/>). The default value is null.
+    /// </summary>
     public string? CacheDirectory { get; set; }
 
     /// <summary>Whether to read and write the bottleneck cache. The default value is true.</summary>
@@ -34,8 +37,15 @@ public sealed class FeaturizerOptions
     /// <summary>ONNX Runtime intra-op threads of each run; 0 means the cores divided by <see cref="EffectiveInferenceThreads"/>. The default value is 0.</summary>
     public int IntraOpThreads { get; set; }
 
-    /// <summary>Folder where fused backbone graphs are kept; null means <c>$TMPDIR/mltransfer/graphs</c>. The default value is null.</summary>
+    /// <summary>
+    /// Folder where fused backbone graphs are kept; null means <c>graphs/</c> in the cache folder (<see cref="CacheDirectory"/>,
+    /// or the default cache folder when <see cref="UseCache"/> is false, so that a cache folder given with the cache off is not
+    /// touched). The default value is null.
+    /// </summary>
     public string? GraphDirectory { get; set; }
+
+    /// <summary>The folder fused graphs go to (see <see cref="GraphDirectory"/>).</summary>
+    public string EffectiveGraphDirectory => GraphDirectory ?? IO.CacheLocation.Graphs(UseCache ? CacheDirectory : null);
 
     /// <summary>
     /// Whether the engine's session runs the fused graph rewritten for speed by <see cref="Backbones.InferenceGraph"/>: input

@@ -43,15 +43,19 @@ public sealed class OnnxImageFeaturizer : IImageFeaturizer
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.BatchSize, 1, nameof(options));
         ArgumentOutOfRangeException.ThrowIfNegative(_options.DecodeThreads, nameof(options));
         ArgumentOutOfRangeException.ThrowIfNegative(_options.InferenceThreads, nameof(options));
+        OnnxRuntimeEnvironment.EnsureConfigured();
         Backbone = backbone;
         ImageSize = _options.ImageSize ?? backbone.InputSize;
+        if (_options.UseCache)
+        {
+            _cache = new BottleneckCache(_options.CacheDirectory, _options.CacheMaxBytes);
+            IO.CacheLocation.CheckUsable(_cache.Directory);
+        }
         FeatureSize = backbone.FeatureSize;
-        GraphPath = FeaturizerGraph.Materialize(backbone, ImageSize, _options.GraphDirectory);
+        GraphPath = FeaturizerGraph.Materialize(backbone, ImageSize, _options.EffectiveGraphDirectory);
         _executionGraphPath = new Lazy<string>(() => _options.OptimizeGraph ? InferenceGraph.Materialize(GraphPath, ImageSize) : GraphPath,
             LazyThreadSafetyMode.ExecutionAndPublication);
         _session = new Lazy<InferenceSession>(CreateSession, LazyThreadSafetyMode.ExecutionAndPublication);
-        if (_options.UseCache)
-            _cache = new BottleneckCache(_options.CacheDirectory, _options.CacheMaxBytes);
         _cacheContext = new Lazy<string>(() => BottleneckCache.ContextKey(Backbone, ImageSize, _options.OptimizeGraph ? InferenceGraph.VariantName() : null));
     }
 

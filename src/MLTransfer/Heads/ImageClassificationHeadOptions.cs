@@ -67,18 +67,28 @@ public sealed class ImageClassificationHeadOptions
     /// <summary>An explicit validation set (with <c>ImagePath</c> and <c>Label</c> columns); when null, <see cref="ValidationSetFraction"/> of the training images is held out. The default value is null.</summary>
     public IDataView? ValidationSet { get; set; }
 
-    /// <summary>Share of training images held out for validation when <see cref="ValidationSet"/> is null; null means 0.1 when early stopping is on. The default value is null.</summary>
+    /// <summary>
+    /// Share of training images held out for validation when <see cref="ValidationSet"/> is null. Null means the
+    /// technique's own validation fraction when it has one (e.g. the CLI's <c>--validation-fraction</c>), otherwise
+    /// <see cref="EarlyStoppingValidationFraction"/> (0.1) when early stopping is on and none when it is off. The default value is null.
+    /// </summary>
     public float? ValidationSetFraction { get; set; }
+
+    /// <summary>The share held out when early stopping is on and no validation set or fraction is given: 0.1.</summary>
+    public const float EarlyStoppingValidationFraction = 0.1f;
 
     /// <summary>Called after every epoch with its metrics. The default value is null.</summary>
     public Action<EpochMetrics>? MetricsCallback { get; set; }
 
-    /// <summary>Folder of the bottleneck cache (feature vectors); null means the engine's default cache folder. The default value is null.</summary>
+    /// <summary>
+    /// Folder of the bottleneck cache (feature vectors), used unless the engine options name a cache folder themselves;
+    /// null means the engine's default cache folder. The default value is null.
+    /// </summary>
     public string? WorkspacePath { get; set; }
 
-    /// <summary>Reuse cached training-set bottleneck values from <see cref="WorkspacePath"/>. The default value is true.</summary>
+    /// <summary>Read the training images' vectors from the bottleneck cache when present; false computes them afresh (and does not read or write the cache). The default value is true.</summary>
     public bool ReuseTrainSetBottleneckCachedValues { get; set; } = true;
 
-    /// <summary>Reuse cached validation-set bottleneck values from <see cref="WorkspacePath"/>. The default value is true.</summary>
+    /// <summary>Read the validation images' vectors from the bottleneck cache when present; false computes them afresh (and does not read or write the cache). The default value is true.</summary>
     public bool ReuseValidationSetBottleneckCachedValues { get; set; } = true;
 }

@@ -70,6 +70,23 @@ public sealed class LinearHead
         return logits.Select(v => (float)(v / total)).ToArray();
     }
 
+    /// <summary>Share of vectors whose arg-max class is the label.</summary>
+    /// <param name="features">Vectors.</param>
+    /// <param name="labels">Class index of each vector.</param>
+    public double Accuracy(IReadOnlyList<float[]> features, IReadOnlyList<int> labels)
+    {
+        ArgumentNullException.ThrowIfNull(features);
+        ArgumentNullException.ThrowIfNull(labels);
+        var correct = 0;
+        for (var i = 0; i < features.Count; i++)
+        {
+            var p = Predict(features[i]);
+            if (Array.IndexOf(p, p.Max()) == labels[i])
+                correct++;
+        }
+        return features.Count == 0 ? double.NaN : (double)correct / features.Count;
+    }
+
     /// <summary>
     /// Builds the ML.NET transformers that score this head on a feature column: ML.NET's multiclass scorer over
     /// <see cref="MaximumEntropyModelParameters"/>, producing <paramref name="scoreColumn"/> (probabilities) and

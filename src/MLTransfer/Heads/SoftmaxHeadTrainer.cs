@@ -5,7 +5,8 @@ namespace MLTransfer.Heads;
 /// <summary>
 /// Trains a <see cref="LinearHead"/> on feature vectors with mini-batch SGD with momentum on standardised
 /// features, cross-entropy loss and L2 decay, reshuffling every epoch, with optional early stopping that keeps
-/// the best epoch's weights. Deterministic for a given seed.
+/// the best epoch's weights. Deterministic for a given seed. A loss that becomes NaN or infinite stops training with a
+/// <see cref="Diagnostics.TrainingDivergedException"/>.
 /// </summary>
 public static class SoftmaxHeadTrainer
 {
@@ -25,8 +26,8 @@ public static class SoftmaxHeadTrainer
         ArgumentNullException.ThrowIfNull(options);
         if (trainFeatures.Count == 0)
             throw new ArgumentException("No training features.");
-        if (options.Epoch < 1 || options.BatchSize < 1 || options.LearningRate <= 0)
-            throw new ArgumentOutOfRangeException(nameof(options), "Epoch, BatchSize and LearningRate must be positive.");
+        if (options.Epoch < 1 || options.BatchSize < 1 || !(float.IsFinite(options.LearningRate) && options.LearningRate > 0))
+            throw new ArgumentOutOfRangeException(nameof(options), "Epoch, BatchSize and LearningRate must be positive (and the learning rate a finite number).");
         var k = classes.Count;
         var d = trainFeatures[0].Length;
         var (mean, scale) = Standardizer(trainFeatures, d);
@@ -86,6 +87,7 @@ public static class SoftmaxHeadTrainer
                     }
                 }
             }
+            Diagnostics.TrainingDivergedException.ThrowIfNotFinite(loss, epoch + 1, options.LearningRate);
             var (validationLoss, validationAccuracy) = xv.Length == 0 ? (double.NaN, double.NaN) : Score(w, b, xv, validationLabels, probs);
             var metrics = new EpochMetrics(epoch, loss / x.Length, (double)correct / x.Length, validationLoss, validationAccuracy, options.LearningRate);
             history?.Add(metrics);

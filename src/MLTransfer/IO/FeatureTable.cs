@@ -34,6 +34,11 @@ public static class FeatureTable
     /// <param name="path">A file path.</param>
     public static bool IsSupported(string path) => FormatOf(path) is not null;
 
+    /// <summary>True when the file is a table this class wrote: a CSV starting with <c>path,label,f0</c> or a Parquet file.</summary>
+    /// <param name="path">A file.</param>
+    public static bool IsFeatureTable(string path) =>
+        OutputFile.StartsWith(path, "PAR1"u8) || OutputFile.StartsWith(path, Encoding.UTF8.GetBytes($"{PathColumn},{LabelColumn},{FeatureColumn(0)}"));
+
     /// <summary>Writes rows to a CSV or Parquet file, chosen by the extension.</summary>
     /// <param name="path">Destination, ending with <c>.csv</c> or <c>.parquet</c>.</param>
     /// <param name="rows">The rows; every vector must have <paramref name="featureSize"/> values.</param>

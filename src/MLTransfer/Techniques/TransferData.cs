@@ -82,30 +82,15 @@ public static class TransferData
     {
         ArgumentNullException.ThrowIfNull(mlContext);
         ArgumentNullException.ThrowIfNull(writeGraph);
-        var folder = Path.Combine(scratchFolder ?? Path.GetTempPath(), $"mltransfer-compose-{Environment.ProcessId}-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(folder);
-        try
-        {
-            var graphPath = Path.Combine(folder, "graph.onnx");
-            using (var file = File.Create(graphPath))
-                writeGraph(file);
-            using var memory = new MemoryStream();
-            using (var chain = Compose(mlContext, imageSize, graphPath, head, sampleImage, graphOutputs))
-                mlContext.Model.Save(chain, ImagePipeline.SampleInput(mlContext, sampleImage).Schema, memory);
-            memory.Position = 0;
-            return mlContext.Model.Load(memory, out _);
-        }
-        finally
-        {
-            try
-            {
-                Directory.Delete(folder, recursive: true);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                // Only a file held open by another process keeps it; nothing more can be done here.
-            }
-        }
+        using var scratch = IO.ScratchFolder.Create(scratchFolder);
+        var graphPath = scratch.File("graph.onnx");
+        using (var file = File.Create(graphPath))
+            writeGraph(file);
+        using var memory = new MemoryStream();
+        using (var chain = Compose(mlContext, imageSize, graphPath, head, sampleImage, graphOutputs))
+            mlContext.Model.Save(chain, ImagePipeline.SampleInput(mlContext, sampleImage).Schema, memory);
+        memory.Position = 0;
+        return mlContext.Model.Load(memory, out _);
     }
 
     /// <summary>

@@ -102,7 +102,8 @@ public class CliTests
             (["train", Path.Combine(_train, "missing")], "does not exist"),
             (["train", _train, "--technique", "magic"], "Unknown technique"),
             (["train", _train, "--head", "forest"], "Unknown head"),
-            (["train", _train, "--backbone", "nope.json"], "Unknown backbone"),
+            (["train", _train, "--backbone", "nope"], "Unknown backbone"),
+            (["train", _train, "--backbone", "nope.json"], "Backbone spec file 'nope.json' does not exist"),
             (["evaluate", notAModel, _train], "not an ML.NET model"),
             (["predict", Path.Combine(_train, "none.zip"), _train], "does not exist"),
         };

@@ -7,13 +7,25 @@ namespace MLTransfer.Tests.Featurization;
 
 public class CubicResamplerTests
 {
-    // Real images of every kind the fixtures hold: 100×100 colour photos, 32×32 grey PNGs and the odd formats ML.NET's own
-    // tests use. Each is resized up, down and to a size that does not divide it.
+    // Real images of every kind users bring: 100×100 colour photos, 64×64 grey PNGs, the odd formats ML.NET's own tests
+    // use, and photos shrunk to 16×16 grey and 32×32 colour (the sizes of digit and CIFAR-style datasets). Each is
+    // resized up, down and to a size that does not divide it.
+    private static readonly Lazy<string[]> Tiny = new(() =>
+    {
+        var folder = TestData.TempFolder();
+        return TestData.SampleSubset(1, "6", "7", "8").SelectMany((e, i) => new[]
+        {
+            ImageFactory.Shrunk(e.ImagePath, Path.Combine(folder, $"grey16-{i}.png"), 16, grey: true),
+            ImageFactory.Shrunk(e.ImagePath, Path.Combine(folder, $"colour32-{i}.png"), 32, grey: false),
+        }).ToArray();
+    });
+
     private static IEnumerable<string> Images() =>
         TestData.SampleSubset(1, "0", "1", "2", "3", "4", "5").Select(e => e.ImagePath)
             .Concat(TestData.Subset(TestData.ShiftedSample, 1, 0, ["0", "1", "2", "3", "4", "5"]).Select(e => e.ImagePath))
             .Concat(new[] { "banana.jpg", "hotdog.jpg", "tomato.bmp", "tomato.jpg", "taco_invalidpixelformat.jpg", "fillmode_test.png", "fruit0.png" }
-                .Select(TestData.MlNetImage));
+                .Select(TestData.MlNetImage))
+            .Concat(Tiny.Value);
 
     [Test]
     public void Should_pass_its_start_up_check_on_this_machine() =>
@@ -44,7 +56,7 @@ public class CubicResamplerTests
             Assert.That(ImagePreprocessor.ResizeWithSkia(source, rectangle, size, viaSkia), Is.Null);
             Assert.That(direct, Is.EqualTo(viaSkia), $"{path} at {size} px: C# resize against SkiaSharp");
         }
-        Assert.That(fast, Is.GreaterThanOrEqualTo(12), "the photos and grey digits of the fixtures go through the fast path");
+        Assert.That(fast, Is.GreaterThanOrEqualTo(12), "the photos, grey images and tiny images of the fixtures go through the fast path");
     }
 
     [TestCase(224)]

@@ -99,10 +99,22 @@ public class FeaturizationCommandsTests
         Assert.That(report.MaxAbsDifference, Is.LessThanOrEqualTo(1e-3));
         Assert.That(report.Ratio, Is.Not.Null.And.GreaterThan(0));
         Assert.That(report.OptimizedGraph, Is.True, "the default engine runs the optimised graph");
-        Assert.That(report.CpuLimitImagesPerSecond, Is.EqualTo(Environment.ProcessorCount * 120 / 4.1).Within(1e-9));
+        Assert.That(report.GflopsMeasured, Is.True, "with no --gflops-per-core the limit is measured on this machine");
+        Assert.That(report.GflopsPerCore, Is.GreaterThan(1).And.LessThan(2 * 16 * 2 * 6.0), "a rate one core can physically reach");
         Assert.That(report.ColdCache.RssTrace, Is.Not.Empty);
         Assert.That(report.ColdCache.RssTrace[^1].Done, Is.EqualTo(4));
         Assert.That(report.Engine.RssTrace.Select(r => r.Done), Is.EqualTo(new[] { 1, 2, 3, 4 }));
-        Assert.That(BenchFeaturizeCommand.Render(report), Is.Not.Null);
+        var text = new StringWriter();
+        var console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
+        {
+            Out = new Spectre.Console.AnsiConsoleOutput(text), Interactive = Spectre.Console.InteractionSupport.No, Ansi = Spectre.Console.AnsiSupport.No,
+        });
+        console.Profile.Width = 400;
+        console.Write(BenchFeaturizeCommand.Render(report));
+        var rendered = text.ToString();
+        foreach (var phase in report.Phases)
+            Assert.That(rendered, Does.Contain(phase.Name).And.Contain($"{phase.ImagesPerSecond:0.0}"), phase.Name);
+        Assert.That(rendered, Does.Contain($"engine / ML.NET: {report.Ratio:0.00}×"));
+        Assert.That(rendered, Does.Contain($"{report.GflopsPerCore:0.0} GFLOP/s per core, measured here"));
     }
 }

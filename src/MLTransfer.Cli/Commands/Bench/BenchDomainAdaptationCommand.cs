@@ -44,7 +44,7 @@ public sealed class BenchDomainAdaptationSettings : CommonSettings
 
     /// <summary>Vector cache.</summary>
     [CommandOption("--cache-dir")]
-    [Description("Folder keeping backbone vectors between runs. Default: $TMPDIR/mltransfer/bench-vectors.")]
+    [Description("Folder keeping backbone vectors between runs. Default: bench-vectors/ in the cache folder ($MLTRANSFER_CACHE_DIR, else ~/.cache/mltransfer).")]
     public string? CacheDir { get; set; }
 
     /// <summary>Score the saved models.</summary>
@@ -78,7 +78,7 @@ public sealed class BenchDomainAdaptationCommand : Command<BenchDomainAdaptation
             methods = methods.Select(m => m with { Create = (ml, s) => WithEpochs(m.Create(ml, s), epochs) }).ToList();
         var seeds = settings.Seeds.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToList();
         var rows = DomainAdaptationBenchmark.Run(settings.Data, directions, methods, seeds, settings.ImageSize, log: line => console.WriteLine(line),
-            vectorCache: settings.CacheDir ?? Path.Combine(Path.GetTempPath(), "mltransfer", "bench-vectors"),
+            vectorCache: settings.CacheDir ?? Path.Combine(IO.CacheLocation.Default, "bench-vectors"),
             exportedModel: settings.ScoreExported);
         var table = DomainAdaptationBenchmark.ToMarkdown(rows);
         console.WriteLine();

@@ -100,18 +100,10 @@ public sealed class BenchFineTuningCommand : Command<BenchFineTuningSettings>
                 $"[grey]epoch {m.Epoch}/{m.Epochs} {m.Phase}: loss {m.TrainLoss:F3}, train acc {m.TrainAccuracy:F3}, val acc {m.ValidationScore:F3}, {m.ImagesPerSecond:F1} img/s, elapsed {m.Elapsed:hh\\:mm\\:ss}[/]"),
         };
         console.MarkupLineInterpolated($"{train.Count} training and {test.Count} test images, {train.Select(e => e.Label).Distinct().Count()} classes; load average {ProcessMemory.LoadAverage():F1} on {Environment.ProcessorCount} cores");
-        var work = Path.Combine(Path.GetTempPath(), $"mltransfer-bench-fine-tuning-{Environment.ProcessId}");
-        Directory.CreateDirectory(work);
-        IReadOnlyList<FineTuningBenchmarkResult> results;
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        try
-        {
-            results = FineTuningBenchmark.Run(train, test, options, !settings.NoFeatureExtraction, work, line => console.MarkupLineInterpolated($"[grey]{line}[/]"));
-        }
-        finally
-        {
-            Directory.Delete(work, recursive: true);
-        }
+        IReadOnlyList<FineTuningBenchmarkResult> results;
+        using (var work = IO.ScratchFolder.Create())
+            results = FineTuningBenchmark.Run(train, test, options, !settings.NoFeatureExtraction, work.Path, line => console.MarkupLineInterpolated($"[grey]{line}[/]"));
         var cpuMinutes = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime.TotalMinutes;
         if (settings.Json)
         {

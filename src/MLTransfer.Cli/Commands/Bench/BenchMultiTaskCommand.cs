@@ -137,18 +137,10 @@ public sealed class BenchMultiTaskCommand : Command<BenchMultiTaskSettings>
             LearningRate = settings.LearningRate, Seed = settings.Seed, Weighting = MultiTaskFineTuningRunner.Weighting(settings.LossWeighting),
             MetricsCallback = m => RunnerSupport.EpochLine(console, m),
         };
-        var work = settings.Work ?? Path.Combine(Path.GetTempPath(), $"mltransfer-bench-multi-task-fine-tuned-{Environment.ProcessId}");
         MultiTaskBenchmarkResult result;
-        try
-        {
-            result = MultiTaskFineTuningBenchmark.Run(manifest, options, settings.TestFraction, settings.TrainLimit, work,
+        using (var scratch = IO.ScratchFolder.Create())
+            result = MultiTaskFineTuningBenchmark.Run(manifest, options, settings.TestFraction, settings.TrainLimit, settings.Work ?? scratch.Path,
                 line => console.MarkupLineInterpolated($"[grey]{DateTime.UtcNow:HH:mm:ss} {line}[/]"));
-        }
-        finally
-        {
-            if (settings.Work is null && Directory.Exists(work))
-                Directory.Delete(work, recursive: true);
-        }
         var heading = $"## Fine-tuned: multi-task vs single-task fine-tuning\n\n{options.Backbone!.Name} fine-tuned with TorchSharp at {options.ImageSize} px, {options.Epochs} epochs " +
             $"({options.UnfreezeAfterEpochs} heads-only), batch {options.BatchSize}, AdamW one-cycle, peak LR {options.LearningRate} (backbone ×{options.BackboneLearningRateFactor}), " +
             $"{options.ValidationFraction:P0} validation with early stopping on the mean task score (patience {options.EarlyStoppingPatience}), BatchNorm {options.BatchNorm}. " +

@@ -59,9 +59,9 @@ public sealed class BenchTrainingMemoryCommand : Command<BenchTrainingMemorySett
         var rows = new List<(int Images, long Peak, TimeSpan Wall, int Exit)>();
         foreach (var count in counts)
         {
-            var work = Path.Combine(Path.GetTempPath(), $"mltransfer-bench-memory-{Environment.ProcessId}-{count}");
-            try
+            using (var scratch = IO.ScratchFolder.Create())
             {
+                var work = scratch.Path;
                 var folder = Path.Combine(work, "images");
                 Repeat(source, count, folder);
                 string[] arguments =
@@ -80,11 +80,6 @@ public sealed class BenchTrainingMemoryCommand : Command<BenchTrainingMemorySett
                 });
                 console.MarkupLineInterpolated($"{count:N0} images: peak RSS {peak / 1048576.0:N0} MiB, wall {wall:hh\\:mm\\:ss}, exit {exit}{(exit == 0 ? "" : ": " + last)}");
                 rows.Add((count, peak, wall, exit));
-            }
-            finally
-            {
-                if (Directory.Exists(work))
-                    Directory.Delete(work, recursive: true);
             }
         }
         var table = new Table().AddColumns("Training images", "Mode", "Peak RSS (MiB)", "× smallest run", "Wall", "Exit");

@@ -90,8 +90,7 @@ public sealed class DomainAdaptationRunner : ITrainRunner
         }
         if (!settings.NoPlots)
         {
-            var stem = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(settings.Output))!, Path.GetFileNameWithoutExtension(settings.Output));
-            console.MarkupLineInterpolated($"[grey]plot: {DomainPlots.Projection(adapted, stem + ".domains.png")}[/]");
+            console.MarkupLineInterpolated($"[grey]plot: {DomainPlots.Projection(adapted, IO.OutputFile.Companion(settings.Output, ".domains.png"))}[/]");
         }
         return adapted.Model;
     }

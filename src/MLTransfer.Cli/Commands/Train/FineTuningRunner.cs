@@ -30,7 +30,7 @@ public sealed class FineTuningRunner : ITrainRunner
             TrainTopBlocksOnly = settings.TopBlocksOnly,
             TopBlockViews = settings.TopBlockViews ?? defaults.TopBlockViews,
             Resume = settings.Resume,
-            OnnxExportPath = Path.ChangeExtension(Path.GetFullPath(settings.Output), ".onnx"),
+            OnnxExportPath = IO.OutputFile.Companion(settings.Output, ".onnx"),
             CacheDirectory = settings.CacheDir,
             MetricsCallback = m => RunnerSupport.EpochLine(console, m),
         };

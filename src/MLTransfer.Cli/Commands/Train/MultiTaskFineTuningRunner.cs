@@ -42,7 +42,7 @@ public sealed class MultiTaskFineTuningRunner : ITrainRunner
             },
             ValidationFraction = settings.ValidationFraction,
             Seed = settings.Seed,
-            OnnxPath = Path.ChangeExtension(Path.GetFullPath(settings.Output), ".onnx"),
+            OnnxPath = IO.OutputFile.Companion(settings.Output, ".onnx"),
             Resume = settings.Resume,
             MetricsCallback = m =>
             {

@@ -49,7 +49,7 @@ public sealed class MultiTaskRunner : ITrainRunner
             Validation = validation is null ? null : Align(validation, manifest),
             Seed = settings.Seed,
             Strict = settings.Strict,
-            OnnxPath = Path.ChangeExtension(settings.Output, ".onnx"),
+            OnnxPath = IO.OutputFile.Companion(settings.Output, ".onnx"),
         };
         var model = RunnerSupport.WithProgress(console, (progress, _) =>
         {

@@ -20,9 +20,25 @@ public static class RunnerSupport
         var images = ImageFolder.Load(folder, new ImageFolderOptions { Strict = strict, MinimumClasses = minimumClasses });
         var ignored = images.IgnoredFiles > 0 ? $", {images.IgnoredFiles} non-image files ignored" : "";
         console.MarkupLineInterpolated($"[grey]{images.Root}[/]: {images.Examples.Count} images, {images.Classes.Count} classes{ignored}");
+        ReportWarnings(console, images.Warnings);
         ReportRejected(console, images.Rejected);
         return images;
     }
+
+    /// <summary>Prints one <c>warning:</c> line each.</summary>
+    /// <param name="console">Where to render.</param>
+    /// <param name="warnings">The warnings.</param>
+    public static void ReportWarnings(IAnsiConsole console, IEnumerable<string> warnings)
+    {
+        ArgumentNullException.ThrowIfNull(warnings);
+        foreach (var warning in warnings)
+            console.MarkupLineInterpolated($"[yellow]warning:[/] {warning}");
+    }
+
+    private static readonly AsyncLocal<List<RejectedImage>?> Skipped = new();
+
+    /// <summary>Starts collecting every image reported as skipped (for the training summary); returns the list that fills.</summary>
+    public static List<RejectedImage> CollectSkipped() => Skipped.Value = [];
 
     /// <summary>Loads the training folder and, with <c>--validation</c>, the validation folder, checking its classes.</summary>
     /// <param name="console">Where to render.</param>
@@ -30,6 +46,8 @@ public static class RunnerSupport
     public static (ImageFolder Train, ImageFolder? Validation) LoadTrainAndValidation(IAnsiConsole console, TrainSettings settings)
     {
         var train = LoadFolder(console, settings.Folder!, settings.Strict);
+        if (settings.Validation is not null && IO.OutputFile.RealPath(settings.Validation) == IO.OutputFile.RealPath(settings.Folder!))
+            ReportWarnings(console, ["--validation is the training folder itself: the validation metrics measure images the model was trained on."]);
         var validation = settings.Validation is null ? null : LoadFolder(console, settings.Validation, settings.Strict, minimumClasses: 1);
         if (validation is not null)
             Evaluation.ModelEvaluator.CheckLabels(train.Classes, validation.Examples.Select(e => e.Label));
@@ -41,6 +59,8 @@ public static class RunnerSupport
     /// <param name="rejected">The images.</param>
     public static void ReportRejected(IAnsiConsole console, IReadOnlyList<RejectedImage> rejected)
     {
+        ArgumentNullException.ThrowIfNull(rejected);
+        Skipped.Value?.AddRange(rejected);
         if (rejected.Count == 0)
             return;
         console.MarkupLineInterpolated($"[yellow]{rejected.Count} unreadable image(s) skipped[/] (use --strict to fail instead):");
@@ -59,9 +79,28 @@ public static class RunnerSupport
         UseCache = !settings.NoCache,
     };
 
-    /// <summary>Resolves the backbone, checking the file early.</summary>
+    /// <summary>Resolves the backbone.</summary>
     /// <param name="settings">Parsed settings.</param>
     public static Backbone Backbone(TrainSettings settings) => MLTransfer.Backbones.Backbone.Resolve(settings.Backbone);
+
+    /// <summary>
+    /// Everything that can be checked before any work: the cache folders are usable and the backbone resolves and gives
+    /// the feature length its spec says at the chosen size (the fused graph is built into the cache, where training reuses it).
+    /// </summary>
+    /// <param name="settings">Parsed settings.</param>
+    public static void CheckBeforeWork(TrainSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        var engine = Engine(settings);
+        if (engine.UseCache)
+            IO.CacheLocation.CheckUsable(engine.CacheDirectory ?? IO.CacheLocation.Default);
+        IO.CacheLocation.CheckUsable(engine.EffectiveGraphDirectory);
+        var backbone = Backbone(settings);
+        if (backbone.SizeMultiple > 1 && settings.ImageSize is { } size && size != backbone.InputSize && size % backbone.SizeMultiple != 0)
+            throw new UsageException($"--image-size {size}: backbone '{backbone.Name}' takes multiples of {backbone.SizeMultiple} " +
+                $"(e.g. {Math.Max(backbone.SizeMultiple, size / backbone.SizeMultiple * backbone.SizeMultiple)} or {(size / backbone.SizeMultiple + 1) * backbone.SizeMultiple}), or its native {backbone.InputSize}.");
+        FeaturizerGraph.Materialize(backbone, settings.ImageSize, engine.EffectiveGraphDirectory);
+    }
 
     /// <summary>Runs work inside a progress display with a featurisation bar and a training bar.</summary>
     /// <param name="console">Where to render.</param>
@@ -160,7 +199,7 @@ public static class RunnerSupport
     /// <param name="subfolder">A sub-folder for runs that train several models; null for none.</param>
     public static string Checkpoints(IAnsiConsole console, TrainSettings settings, int epochs, string? subfolder = null)
     {
-        var directory = Path.ChangeExtension(Path.GetFullPath(settings.Output), null) + ".checkpoints";
+        var directory = IO.OutputFile.Companion(settings.Output, ".checkpoints");
         if (subfolder is not null)
             directory = Path.Combine(directory, subfolder);
         var found = TrainingCheckpoint.Find(directory);

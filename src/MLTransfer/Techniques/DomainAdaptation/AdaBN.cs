@@ -83,7 +83,7 @@ public sealed class AdaBNEstimator : DomainAdaptationEstimator
     {
         var key = FeatureGraphEdits.Hash(target.Graph.Initializer.Where(t => BatchNormStatistics.IsStatistic(target.Graph, t.Name))
             .Select(FeaturizerGraph.TensorValues).ToArray());
-        var graphPath = FeatureGraphEdits.WriteEdited(context.Featurizer.GraphPath, context.Engine.GraphDirectory, "adabn", key, edited =>
+        var graphPath = FeatureGraphEdits.WriteEdited(context.Featurizer.GraphPath, context.Engine.EffectiveGraphDirectory, "adabn", key, edited =>
         {
             edited.Graph.Initializer.Clear();
             edited.Graph.Initializer.AddRange(target.Graph.Initializer);

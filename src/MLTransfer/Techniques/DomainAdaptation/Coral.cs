@@ -64,7 +64,7 @@ public sealed class CoralEstimator : DomainAdaptationEstimator
         var toSource = CoralMath.Fit(target, source, _options.Regularization, _options.MatchMean);
         return new Adaptation
         {
-            GraphPath = FeatureGraphEdits.AppendAffine(context.Featurizer.GraphPath, toSource, context.Engine.GraphDirectory, "coral"),
+            GraphPath = FeatureGraphEdits.AppendAffine(context.Featurizer.GraphPath, toSource, context.Engine.EffectiveGraphDirectory, "coral"),
             HeadTrainFeatures = source,
             TargetAsExported = (rows, _) => toSource.Apply(rows),
         };

@@ -130,7 +130,7 @@ public static class DomainAdaptationBenchmark
         ArgumentNullException.ThrowIfNull(featurizer);
         var set = FeatureTrainingSet.Create(featurizer, test, strict: true);
         var features = result.ToHeadFeatures(set.Features, set.Examples);
-        return FeatureHead.Accuracy(result.Head, features, set.LabelIndices(result.Head.Classes));
+        return result.Head.Accuracy(features, set.LabelIndices(result.Head.Classes));
     }
 
     /// <summary>Formats rows as a markdown table: mean ± std over seeds, gain over the source-only peer.</summary>

@@ -84,7 +84,7 @@ public abstract class DomainAdaptationEstimator : IEstimator<TransferModel>
         var context = new AdaptationContext(MLContext, featurizer, backbone, Options.Engine, classes, train, validation, target, Options.Seed);
         var adaptation = Adapt(context);
         var labels = train.Examples.Select(e => e.Label).ToArray();
-        var head = adaptation.Head ?? FeatureHead.TrainLbfgs(MLContext, classes, adaptation.HeadTrainFeatures, labels, Options.HeadL2Regularization);
+        var head = adaptation.Head ?? LbfgsHeadTrainer.Train(MLContext, classes, adaptation.HeadTrainFeatures, labels, Options.HeadL2Regularization);
         var targetForHead = adaptation.TargetAsExported(target.Features, target.Examples);
         if (adaptation.Head is null)
             head = SelfTrain(head, classes, adaptation.HeadTrainFeatures, labels, targetForHead);
@@ -131,7 +131,7 @@ public abstract class DomainAdaptationEstimator : IEstimator<TransferModel>
             var chosen = predictions.GroupBy(p => p.Class)
                 .SelectMany(g => g.OrderByDescending(p => p.Confidence).ThenBy(p => p.Index).Take((int)Math.Ceiling(share * g.Count())))
                 .OrderBy(p => p.Index).ToList();
-            head = FeatureHead.TrainLbfgs(MLContext, classes, source.Concat(chosen.Select(p => target[p.Index])).ToList(),
+            head = LbfgsHeadTrainer.Train(MLContext, classes, source.Concat(chosen.Select(p => target[p.Index])).ToList(),
                 labels.Concat(chosen.Select(p => classes[p.Class])).ToList(), Options.HeadL2Regularization);
         }
         return head;

@@ -132,7 +132,7 @@ public static class TargetImages
         return distinct;
     }
 
-    /// <summary>Every image file under a folder, recursively (hidden folders skipped), ordinal path order.</summary>
+    /// <summary>Every image file under a folder, recursively (hidden folders and links to folders skipped, see <see cref="ImageFileScan"/>), ordinal path order.</summary>
     /// <param name="folder">The folder.</param>
     public static IReadOnlyList<string> List(string folder)
     {
@@ -140,11 +140,7 @@ public static class TargetImages
         var root = Path.GetFullPath(folder);
         if (!Directory.Exists(root))
             throw new DirectoryNotFoundException($"Target image folder '{root}' does not exist.");
-        return Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories)
-            .Where(ImageFileCheck.HasImageExtension)
-            .Where(f => !Path.GetRelativePath(root, f).Split(Path.DirectorySeparatorChar).Any(p => p.StartsWith('.')))
-            .OrderBy(f => f, StringComparer.Ordinal)
-            .ToList();
+        return ImageFileScan.Run(root).Images;
     }
 
     /// <summary>A deterministic sample of at most <paramref name="count"/> items (all of them, in order, when there are fewer).</summary>

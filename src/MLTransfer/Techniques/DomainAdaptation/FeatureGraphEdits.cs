@@ -108,6 +108,7 @@ public static class FeatureGraphEdits
         var model = FeaturizerGraph.Load(graphPath);
         edit(model);
         AtomicFile.Write(path, s => model.WriteTo(s));
+        FeaturizerGraph.TrimFolder(folder, FeaturizerGraph.DefaultMaxFolderBytes, keep: path);
         return path;
     }
 

@@ -55,37 +55,37 @@ public sealed class FeatureExtractionEstimator : IEstimator<TransferModel>
     {
         var examples = TransferData.ReadExamples(input);
         var backbone = _options.Backbone ?? Backbone.ResNet18();
-        var ownsFeaturizer = _options.Featurizer is null;
-        var featurizer = _options.Featurizer ?? new OnnxImageFeaturizer(backbone, WithWorkspace(_options.Engine));
-        try
-        {
-            return Train(featurizer, examples);
-        }
-        finally
-        {
-            if (ownsFeaturizer)
-                featurizer.Dispose();
-        }
+        if (_options.Featurizer is { } shared)
+            return Train(shared, shared, examples);
+        using var featurizer = new OnnxImageFeaturizer(backbone, CacheSettings(_options.Engine, validation: false));
+        using var separate = ValidationNeedsItsOwnCacheSetting() ? new OnnxImageFeaturizer(backbone, CacheSettings(_options.Engine, validation: true)) : null;
+        return Train(featurizer, separate ?? featurizer, examples);
     }
 
-    private FeaturizerOptions WithWorkspace(FeaturizerOptions engine)
+    // The image-classification head's WorkspacePath is the cache folder unless the engine names one, and its two Reuse*
+    // flags decide, for the training and the validation images, whether cached vectors are read or computed afresh.
+    private FeaturizerOptions CacheSettings(FeaturizerOptions engine, bool validation)
     {
-        var workspace = _options.ImageClassification.WorkspacePath;
-        if (_options.Head != HeadKind.ImageClassification || workspace is null || engine.CacheDirectory is not null)
+        if (_options.Head != HeadKind.ImageClassification)
             return engine;
+        var head = _options.ImageClassification;
         var options = engine.Clone();
-        options.CacheDirectory = workspace;
-        options.UseCache = engine.UseCache && _options.ImageClassification.ReuseTrainSetBottleneckCachedValues;
+        options.CacheDirectory ??= head.WorkspacePath;
+        options.UseCache = engine.UseCache && (validation ? head.ReuseValidationSetBottleneckCachedValues : head.ReuseTrainSetBottleneckCachedValues);
         return options;
     }
 
-    private TransferModel Train(IImageFeaturizer featurizer, IReadOnlyList<ImageExample> examples)
+    private bool ValidationNeedsItsOwnCacheSetting() =>
+        _options.Head == HeadKind.ImageClassification && _options.Engine.UseCache
+        && _options.ImageClassification.ReuseTrainSetBottleneckCachedValues != _options.ImageClassification.ReuseValidationSetBottleneckCachedValues;
+
+    private TransferModel Train(IImageFeaturizer featurizer, IImageFeaturizer validationFeaturizer, IReadOnlyList<ImageExample> examples)
     {
         var clock = Stopwatch.StartNew();
         var (trainExamples, validationExamples) = SplitOrUse(examples);
         var train = FeatureTrainingSet.Create(featurizer, trainExamples, _options.Strict, _options.Progress);
         var validation = validationExamples.Count == 0 ? null
-            : FeatureTrainingSet.Create(featurizer, validationExamples, _options.Strict, _options.Progress);
+            : FeatureTrainingSet.Create(validationFeaturizer, validationExamples, _options.Strict, _options.Progress);
         var featurizationTime = clock.Elapsed;
         var classes = FeatureTrainingSet.Classes(train, validation);
 
@@ -120,10 +120,14 @@ public sealed class FeatureExtractionEstimator : IEstimator<TransferModel>
     {
         if (_options.Validation is { Count: > 0 } explicitValidation)
             return (examples, explicitValidation);
-        if (_options.Head == HeadKind.ImageClassification && _options.ImageClassification.ValidationSet is { } set)
-            return (examples, TransferData.ReadExamples(set));
-        var fraction = _options.Head == HeadKind.ImageClassification && _options.ImageClassification.ValidationSetFraction is { } f
-            ? f : _options.ValidationFraction;
+        var fraction = _options.ValidationFraction;
+        if (_options.Head == HeadKind.ImageClassification)
+        {
+            var head = _options.ImageClassification;
+            if (head.ValidationSet is { } set)
+                return (examples, TransferData.ReadExamples(set));
+            fraction = head.ValidationSetFraction ?? (fraction > 0 ? fraction : head.EarlyStoppingCriteria is null ? 0 : ImageClassificationHeadOptions.EarlyStoppingValidationFraction);
+        }
         return fraction <= 0 ? (examples, []) : ImageFolder.StratifiedSplit(examples, fraction, _options.Seed);
     }
 
@@ -136,11 +140,12 @@ public sealed class FeatureExtractionEstimator : IEstimator<TransferModel>
                 validation?.LabelIndices(classes) ?? [], _options.ImageClassification, _options.Seed, history);
             return linear.ToMLNet(_mlContext, ImagePipeline.FeaturesColumn);
         }
+        if (_options.Trainer is null && _options.Head == HeadKind.LbfgsMaximumEntropy)
+            return LbfgsHeadTrainer.Train(_mlContext, classes, train.Features, train.Examples.Select(e => e.Label).ToArray())
+                .ToMLNet(_mlContext, ImagePipeline.FeaturesColumn);
         var data = FeatureRows.ToDataView(_mlContext, train.Features, train.Examples.Select(e => e.Label).ToArray(), classes);
         var trainer = _options.Trainer ?? _options.Head switch
         {
-            HeadKind.LbfgsMaximumEntropy => _mlContext.MulticlassClassification.Trainers.LbfgsMaximumEntropy(
-                TransferData.LabelColumn, ImagePipeline.FeaturesColumn),
             HeadKind.SdcaMaximumEntropy => _mlContext.Transforms.NormalizeMinMax(ImagePipeline.FeaturesColumn)
                 .Append(_mlContext.MulticlassClassification.Trainers.SdcaMaximumEntropy(TransferData.LabelColumn, ImagePipeline.FeaturesColumn)),
             HeadKind.LightGbm => _mlContext.MulticlassClassification.Trainers.LightGbm(
@@ -169,5 +174,5 @@ public sealed class FeatureExtractionEstimator : IEstimator<TransferModel>
 
     /// <inheritdoc />
     public SchemaShape GetOutputSchema(SchemaShape inputSchema) =>
-        TransferData.ClassifierOutputSchema(_mlContext, inputSchema, _options.Backbone, _options.Engine.ImageSize, _options.Engine.GraphDirectory);
+        TransferData.ClassifierOutputSchema(_mlContext, inputSchema, _options.Backbone, _options.Engine.ImageSize, _options.Engine.EffectiveGraphDirectory);
 }

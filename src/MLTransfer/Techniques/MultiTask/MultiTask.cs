@@ -143,33 +143,7 @@ public sealed class MultiTaskEstimator : IEstimator<TransferModel>
             var head = SoftmaxHeadTrainer.Train(classes, features, labels.Select(l => index[l]).ToArray(), [], [], _options.Softmax, _options.Seed);
             return new TaskHead(describedTask, head);
         }
-        return new TaskHead(describedTask, TrainLbfgs(classes, features, labels));
-    }
-
-    private sealed class KeyRow
-    {
-        public string Label { get; set; } = "";
-    }
-
-    /// <summary>Trains ML.NET's L-BFGS maximum-entropy classifier and reads its weights into a <see cref="LinearHead"/> (class order = <paramref name="classes"/>).</summary>
-    private LinearHead TrainLbfgs(string[] classes, float[][] features, string[] labels)
-    {
-        var data = FeatureRows.ToDataView(_mlContext, features, labels, classes);
-        var keys = _mlContext.Data.LoadFromEnumerable(classes.Select(c => new KeyRow { Label = c }));
-        var keyed = _mlContext.Transforms.Conversion.MapValueToKey(TransferData.LabelColumn, TransferData.LabelColumn,
-            keyOrdinality: Microsoft.ML.Transforms.ValueToKeyMappingEstimator.KeyOrdinality.ByOccurrence, keyData: keys).Fit(data).Transform(data);
-        var trainer = _mlContext.MulticlassClassification.Trainers.LbfgsMaximumEntropy(new Microsoft.ML.Trainers.LbfgsMaximumEntropyMulticlassTrainer.Options
-        {
-            LabelColumnName = TransferData.LabelColumn,
-            FeatureColumnName = ImagePipeline.FeaturesColumn,
-            NumberOfThreads = 1,
-        });
-        var parameters = trainer.Fit(keyed).Model;
-        VBuffer<float>[] weights = [];
-        parameters.GetWeights(ref weights, out var count);
-        if (count != classes.Length)
-            throw new InvalidOperationException($"L-BFGS returned {count} classes for {classes.Length}.");
-        return new LinearHead(weights.Select(w => w.DenseValues().ToArray()).ToArray(), parameters.GetBiases().ToArray(), classes);
+        return new TaskHead(describedTask, LbfgsHeadTrainer.Train(_mlContext, classes, features, labels));
     }
 
     /// <inheritdoc />
@@ -178,7 +152,7 @@ public sealed class MultiTaskEstimator : IEstimator<TransferModel>
         if (!inputSchema.Any(c => c.Name == ImagePipeline.ImagePathColumn))
             throw new ArgumentException($"The input needs an '{ImagePipeline.ImagePathColumn}' text column.");
         var backbone = _options.Backbone ?? Backbone.ResNet18();
-        var graph = FeaturizerGraph.Materialize(backbone, _options.Engine.ImageSize, _options.Engine.GraphDirectory);
+        var graph = FeaturizerGraph.Materialize(backbone, _options.Engine.ImageSize, _options.Engine.EffectiveGraphDirectory);
         var front = ImagePipeline.Create(_mlContext, _options.Engine.ImageSize ?? backbone.InputSize, graph).GetOutputSchema(inputSchema);
         var taskColumns = _options.Tasks is { } names
             ? names.Select(n => inputSchema.FirstOrDefault(c => c.Name == n) is { Name: not null } column ? column

@@ -2,22 +2,32 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Trainers;
 using MLTransfer.Export;
-using MLTransfer.Heads;
+using MLTransfer.Techniques;
 
-namespace MLTransfer.Techniques.DomainAdaptation;
+namespace MLTransfer.Heads;
 
-/// <summary>Trains the multinomial logistic-regression head of domain adaptation with ML.NET's L-BFGS trainer and returns it as a <see cref="LinearHead"/>.</summary>
-public static class FeatureHead
+/// <summary>
+/// Trains a multinomial logistic-regression head <c>softmax(W·x + b)</c> on feature vectors with ML.NET's
+/// <c>LbfgsMaximumEntropy</c> trainer and returns it as a <see cref="LinearHead"/>. Every technique that trains an
+/// L-BFGS head on frozen features (feature extraction, multi-task, domain adaptation) uses this one trainer, so the same
+/// features and labels give the same head whichever technique asks.
+/// </summary>
+public static class LbfgsHeadTrainer
 {
-    /// <summary>Trains <c>softmax(W·x + b)</c> with ML.NET's <c>LbfgsMaximumEntropy</c> (one thread, so the result is deterministic).</summary>
+    /// <summary>ML.NET's default L2 regularisation of <c>LbfgsMaximumEntropy</c>: 1.</summary>
+    public const float DefaultL2Regularization = 1f;
+
+    /// <summary>Trains the head on one thread, so the result is deterministic.</summary>
     /// <param name="mlContext">The ML.NET context.</param>
     /// <param name="classes">Class names; the head's rows follow this order.</param>
     /// <param name="features">Training vectors.</param>
     /// <param name="labels">Class name of each vector.</param>
-    /// <param name="l2">L2 regularisation.</param>
-    public static LinearHead TrainLbfgs(MLContext mlContext, IReadOnlyList<string> classes, IReadOnlyList<float[]> features, IReadOnlyList<string> labels, float l2)
+    /// <param name="l2">L2 regularisation. The default value is <see cref="DefaultL2Regularization"/> (1).</param>
+    public static LinearHead Train(MLContext mlContext, IReadOnlyList<string> classes, IReadOnlyList<float[]> features, IReadOnlyList<string> labels,
+        float l2 = DefaultL2Regularization)
     {
         ArgumentNullException.ThrowIfNull(mlContext);
+        ArgumentNullException.ThrowIfNull(classes);
         var data = FeatureRows.ToDataView(mlContext, features, labels, classes);
         var keyed = mlContext.Transforms.Conversion.MapValueToKey(TransferData.LabelColumn).Fit(data).Transform(data);
         var trainer = mlContext.MulticlassClassification.Trainers.LbfgsMaximumEntropy(new LbfgsMaximumEntropyMulticlassTrainer.Options
@@ -45,22 +55,5 @@ public static class FeatureHead
             biases[c] = bias[k];
         }
         return new LinearHead(rows, biases, classes);
-    }
-
-    /// <summary>Share of vectors whose arg-max class under <paramref name="head"/> equals the label.</summary>
-    /// <param name="head">The head.</param>
-    /// <param name="features">Vectors.</param>
-    /// <param name="labels">Class index of each vector.</param>
-    public static double Accuracy(LinearHead head, IReadOnlyList<float[]> features, IReadOnlyList<int> labels)
-    {
-        ArgumentNullException.ThrowIfNull(head);
-        var correct = 0;
-        for (var i = 0; i < features.Count; i++)
-        {
-            var p = head.Predict(features[i]);
-            if (Array.IndexOf(p, p.Max()) == labels[i])
-                correct++;
-        }
-        return features.Count == 0 ? double.NaN : (double)correct / features.Count;
     }
 }
