@@ -134,7 +134,7 @@ internal sealed class BackboneTrunk : AdapterTrunk
         _context = context;
         _batchNorm = batchNorm;
         _cache = cache;
-        _blocks = new BackboneBlocks(OnnxModuleImporter.Import(FeaturizerGraph.Load(context.Featurizer.GraphPath), FeaturizerGraph.InputName, FeaturizerGraph.OutputName));
+        _blocks = new BackboneBlocks(OnnxModuleImporter.Import(FeaturizerGraph.Load(FusedGraph()), FeaturizerGraph.InputName, FeaturizerGraph.OutputName));
         _cut = _blocks.Cut(trainedBlocks);
         var trained = _blocks.ParametersFrom(_blocks.FirstTrainedBlock(trainedBlocks));
         _blocks.TrainOnly(trained);
@@ -185,7 +185,7 @@ internal sealed class BackboneTrunk : AdapterTrunk
         var trained = _blocks.Backbone.ExportModel();
         var key = FeatureGraphEdits.Hash(Parameters.Select(p => p.Parameter.data<float>().ToArray())
             .Concat(_blocks.Backbone.BatchNormStatistics.Values.Select(s => s.data<float>().ToArray())).ToArray());
-        return FeatureGraphEdits.WriteEdited(_context.Featurizer.GraphPath, _context.Engine.EffectiveGraphDirectory, tag + "-backbone", key, edited =>
+        return FeatureGraphEdits.WriteEdited(FusedGraph(), _context.Engine.EffectiveGraphDirectory, tag + "-backbone", key, edited =>
         {
             edited.Graph.Initializer.Clear();
             edited.Graph.Initializer.AddRange(trained.Graph.Initializer);
@@ -193,6 +193,11 @@ internal sealed class BackboneTrunk : AdapterTrunk
     }
 
     public override void Dispose() => _blocks.Backbone.Dispose();
+
+    /// <summary>The featuriser's fused graph, written again if the shared graph folder has dropped it meanwhile.</summary>
+    private string FusedGraph() =>
+        File.Exists(_context.Featurizer.GraphPath) ? _context.Featurizer.GraphPath
+            : FeaturizerGraph.Materialize(_context.Backbone, _context.Featurizer.ImageSize, Path.GetDirectoryName(_context.Featurizer.GraphPath));
 
     private Tensor Run(Tensor rows) =>
         _blocks.Backbone.Run(new Dictionary<string, Tensor>(StringComparer.Ordinal) { [_cut] = rows }, FeaturizerGraph.OutputName)[FeaturizerGraph.OutputName];
