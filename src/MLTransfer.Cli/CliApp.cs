@@ -91,6 +91,10 @@ public static partial class CliApp
                     .WithDescription("Cluster on this box: 1 vs 2 silos of one core, overhead vs the plain engine, one silo killed at 50 %; --simulate N silos with a fake worker.");
                 bench.AddCommand<BenchAdviseCommand>("advise")
                     .WithDescription("advise's LogME ranking vs the held-out accuracy of training every candidate (Kendall tau), and its time against training them all.");
+                bench.AddCommand<BenchFineTuningCommand>("fine-tuning")
+                    .WithDescription("Fine-tuning (train defaults unless told) vs feature extraction on the same split: accuracy, training images/s, wall and CPU time.");
+                bench.AddCommand<BenchTrainingMemoryCommand>("training-memory")
+                    .WithDescription("Peak memory of train --technique fine-tuning as the number of images grows (copies under new names in a temporary folder).");
                 bench.AddCommand<BenchMultiTaskCommand>("multi-task")
                     .WithDescription("One multi-task model vs one single-task model per task: per-task accuracy/MAE and backbone passes.");
             });
@@ -172,6 +176,9 @@ public static partial class CliApp
         var inner = e;
         while (inner is AggregateException { InnerException: not null } or System.Reflection.TargetInvocationException { InnerException: not null })
             inner = inner.InnerException!;
+        // libtorch's own reports carry the C++ stack after their first line; --verbose prints all of it.
+        if (inner is System.Runtime.InteropServices.ExternalException)
+            return "libtorch failed: " + inner.Message.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).FirstOrDefault();
         return inner.Message.ReplaceLineEndings(" ");
     }
 

@@ -28,7 +28,7 @@ public sealed class TrainCommand : Command<TrainSettings>
         RunnerSupport.CheckBeforeWork(settings);
         var skipped = RunnerSupport.CollectSkipped();
         var mlContext = new MLContext(seed: settings.Seed);
-        var model = runner.Train(settings, mlContext, console);
+        using var model = runner.Train(settings, mlContext, console);
         ModelFile.Save(mlContext, model, output);
         Reports.Summary(console, model.Report, output, skipped);
         if (model.Report.Validation is { } validation)

@@ -103,15 +103,20 @@ public sealed class TrainSettings : CommonSettings
     [Description("Fine-tuning: epochs training the head only before the whole network is unfrozen.")]
     public int? UnfreezeAfter { get; set; }
 
-    /// <summary>Fine-tuning: resume from the last checkpoint.</summary>
+    /// <summary>TorchSharp techniques: resume from the last checkpoint.</summary>
     [CommandOption("--resume")]
-    [Description("Fine-tuning: continue a killed run from its last checkpoint.")]
+    [Description("fine-tuning, multi-task-fine-tuning, dann/mmd/deep-coral: continue a killed run from its last checkpoint (<model>.checkpoints).")]
     public bool Resume { get; set; }
 
     /// <summary>Fine-tuning: train only the top blocks on cached lower-block outputs.</summary>
     [CommandOption("--top-blocks-only")]
     [Description("Fine-tuning: freeze the lower blocks and cache their outputs (fast on CPUs).")]
     public bool TopBlocksOnly { get; set; }
+
+    /// <summary>Fine-tuning: views per image cached in top-blocks mode.</summary>
+    [CommandOption("--top-block-views")]
+    [Description("Fine-tuning with --top-blocks-only: cached views per training image, the exact one and N-1 augmented ones (default 1: no augmentation).")]
+    public int? TopBlockViews { get; set; }
 
     /// <summary>Domain adaptation: unlabelled target folder.</summary>
     [CommandOption("--target")]
@@ -146,7 +151,7 @@ public sealed class TrainSettings : CommonSettings
 
     /// <summary>Multi-task fine-tuning: loss weighting.</summary>
     [CommandOption("--loss-weighting")]
-    [Description("Multi-task fine-tuning: uncertainty (default; Kendall et al. 2018), equal or fixed (with --task-weights).")]
+    [Description("Multi-task fine-tuning: uncertainty (default; Kendall et al. 2018), equal, fixed (with --task-weights) or gradnorm (Chen et al. 2018).")]
     [DefaultValue("uncertainty")]
     public string LossWeighting { get; set; } = "uncertainty";
 

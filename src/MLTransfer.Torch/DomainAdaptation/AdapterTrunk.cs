@@ -1,7 +1,8 @@
-using System.Collections.Concurrent;
 using MLTransfer.Backbones;
 using MLTransfer.Data;
+using MLTransfer.Featurization;
 using MLTransfer.Techniques.DomainAdaptation;
+using MLTransfer.Torch.Streaming;
 using MLTransfer.Torch.FineTuning;
 using MLTransfer.Torch.Onnx;
 using TorchSharp.Modules;
@@ -10,27 +11,24 @@ using static TorchSharp.torch;
 namespace MLTransfer.Torch.DomainAdaptation;
 
 /// <summary>
-/// What lies below the adapter's bottleneck: the rows each image is cached as, the part of the backbone that turns a
+/// What lies below the adapter's bottleneck: the rows each image is read as, the part of the backbone that turns a
 /// batch of rows into pooled features (and may train), and how the trained result is exported.
 /// </summary>
 internal abstract class AdapterTrunk : IDisposable
 {
     protected const int InferenceBatch = 64;
 
-    /// <summary>Cached rows of the source training images, in <see cref="AdaptationContext.SourceTrain"/> order.</summary>
-    public IReadOnlyList<float[]> Source { get; protected init; } = [];
+    /// <summary>Rows of the source training images, in <see cref="AdaptationContext.SourceTrain"/> order.</summary>
+    public IRowSource Source { get; protected init; } = new MemoryRows([]);
 
-    /// <summary>Cached rows of the source validation images, or null.</summary>
-    public IReadOnlyList<float[]>? Validation { get; protected init; }
+    /// <summary>Rows of the source validation images, or null.</summary>
+    public IRowSource? Validation { get; protected init; }
 
-    /// <summary>Cached rows of the unlabelled target images.</summary>
-    public IReadOnlyList<float[]> Target { get; protected init; } = [];
+    /// <summary>Rows of the unlabelled target images.</summary>
+    public IRowSource Target { get; protected init; } = new MemoryRows([]);
 
-    /// <summary>The shape of one row.</summary>
-    public long[] RowShape { get; protected init; } = [];
-
-    /// <summary>The trunk's trainable parameters (none when frozen).</summary>
-    public IReadOnlyList<Parameter> Parameters { get; protected init; } = [];
+    /// <summary>The trunk's trainable parameters by stable names (none when frozen).</summary>
+    public IReadOnlyList<(string Name, Parameter Parameter)> Parameters { get; protected init; } = [];
 
     /// <summary>Pooled features of the source training images as the exported graph computes them (after <see cref="Finish"/>).</summary>
     public float[][] SourcePooled { get; protected set; } = [];
@@ -41,30 +39,23 @@ internal abstract class AdapterTrunk : IDisposable
     /// <summary>Maps raw frozen-backbone features of images, and the images, to the pooled features of the exported graph.</summary>
     public abstract Func<IReadOnlyList<float[]>, IReadOnlyList<ImageExample>, float[][]> PooledAsExported { get; }
 
-    /// <summary>Stacks the chosen rows into a batch tensor.</summary>
-    public Tensor Batch(IReadOnlyList<float[]> rows, int[] indices)
-    {
-        var length = rows[indices[0]].Length;
-        var buffer = new float[indices.Length * length];
-        for (var i = 0; i < indices.Length; i++)
-            Array.Copy(rows[indices[i]], 0, buffer, (long)i * length, length);
-        return tensor(buffer, [indices.Length, .. RowShape]);
-    }
+    /// <summary>Every tensor of the trunk's trained state (parameters and BatchNorm statistics), by stable names.</summary>
+    public virtual IEnumerable<(string Name, Tensor Tensor)> StateTensors() => [];
 
     /// <summary>Pooled features of a source batch and, when given, a target batch (training step; gradients flow).</summary>
     public abstract (Tensor Source, Tensor? Target) Pooled(Tensor source, Tensor? target);
 
-    /// <summary>Pooled features of rows in inference batches (no gradients), with each batch's first row index; the caller disposes them.</summary>
-    public IEnumerable<(int Start, Tensor Pooled)> PooledBatches(IReadOnlyList<float[]> rows)
+    /// <summary>Pooled features of rows in inference batches (no gradients), with the rows' indices; the caller disposes them.</summary>
+    public IEnumerable<(int[] Items, Tensor Pooled)> PooledBatches(IRowSource rows)
     {
-        for (var start = 0; start < rows.Count; start += InferenceBatch)
+        foreach (var batch in BatchStream.Ordered(rows, Enumerable.Range(0, rows.Count).ToArray(), InferenceBatch))
         {
-            var indices = Enumerable.Range(start, Math.Min(InferenceBatch, rows.Count - start)).ToArray();
             Tensor pooled;
+            using (batch)
             using (NewDisposeScope())
             using (no_grad())
-                pooled = Pooled(Batch(rows, indices), null).Source.MoveToOuterDisposeScope();
-            yield return (start, pooled);
+                pooled = Pooled(batch.Input, null).Source.alias().MoveToOuterDisposeScope(); // alias: a frozen trunk returns the batch itself
+            yield return (batch.Items, pooled);
         }
     }
 
@@ -88,24 +79,24 @@ internal abstract class AdapterTrunk : IDisposable
     {
     }
 
-    protected float[][] PooledArrays(IReadOnlyList<float[]> rows)
+    protected float[][] PooledArrays(IRowSource rows)
     {
-        var result = new List<float[]>(rows.Count);
-        foreach (var (_, pooled) in PooledBatches(rows))
+        var result = new float[rows.Count][];
+        foreach (var (items, pooled) in PooledBatches(rows))
         {
             using (pooled)
             {
                 var width = (int)pooled.shape[1];
                 var flat = pooled.contiguous().data<float>().ToArray();
-                for (var i = 0; i < pooled.shape[0]; i++)
-                    result.Add(flat.AsSpan(i * width, width).ToArray());
+                for (var i = 0; i < items.Length; i++)
+                    result[items[i]] = flat.AsSpan(i * width, width).ToArray();
             }
         }
-        return result.ToArray();
+        return result;
     }
 }
 
-/// <summary>The frozen backbone: rows are the cached pooled features, nothing trains, the featuriser's graph is exported as it is.</summary>
+/// <summary>The frozen backbone: rows are the pooled features already computed, nothing trains, the featuriser's graph is exported as it is.</summary>
 internal sealed class FrozenTrunk : AdapterTrunk
 {
     private readonly string _graphPath;
@@ -113,10 +104,9 @@ internal sealed class FrozenTrunk : AdapterTrunk
     public FrozenTrunk(AdaptationContext context)
     {
         _graphPath = context.Featurizer.GraphPath;
-        Source = context.SourceTrain.Features;
-        Validation = context.SourceValidation?.Features;
-        Target = context.Target.Features;
-        RowShape = [Source[0].Length];
+        Source = new MemoryRows(context.SourceTrain.Features);
+        Validation = context.SourceValidation is { } validation ? new MemoryRows(validation.Features) : null;
+        Target = new MemoryRows(context.Target.Features);
     }
 
     public override Func<IReadOnlyList<float[]>, IReadOnlyList<ImageExample>, float[][]> PooledAsExported => (rows, _) => rows.ToArray();
@@ -127,9 +117,9 @@ internal sealed class FrozenTrunk : AdapterTrunk
 }
 
 /// <summary>
-/// The backbone's top blocks train: rows are the frozen lower blocks' outputs (computed once per image and graph,
-/// <see cref="BlockOutputCache"/>); the trained weights and BatchNorm statistics are written back into the fused
-/// featuriser graph.
+/// The backbone's top blocks train: rows are the frozen lower blocks' outputs, computed once per image and kept in the
+/// on-disk block cache (<see cref="BlockOutputs"/>, shared with fine-tuning's top-blocks mode); the trained weights and
+/// BatchNorm statistics are written back into the fused featuriser graph.
 /// </summary>
 internal sealed class BackboneTrunk : AdapterTrunk
 {
@@ -137,28 +127,28 @@ internal sealed class BackboneTrunk : AdapterTrunk
     private readonly BackboneBlocks _blocks;
     private readonly string _cut;
     private readonly DomainBatchNorm _batchNorm;
+    private readonly BlockCacheSettings _cache;
 
-    public BackboneTrunk(AdaptationContext context, int trainedBlocks, DomainBatchNorm batchNorm)
+    public BackboneTrunk(AdaptationContext context, int trainedBlocks, DomainBatchNorm batchNorm, BlockCacheSettings cache)
     {
         _context = context;
         _batchNorm = batchNorm;
-        _blocks = new BackboneBlocks(OnnxModuleImporter.Import(FeaturizerGraph.Load(context.Featurizer.GraphPath), FeaturizerGraph.InputName, FeaturizerGraph.OutputName));
+        _cache = cache;
+        _blocks = new BackboneBlocks(OnnxModuleImporter.Import(FeaturizerGraph.Load(FusedGraph()), FeaturizerGraph.InputName, FeaturizerGraph.OutputName));
         _cut = _blocks.Cut(trainedBlocks);
         var trained = _blocks.ParametersFrom(_blocks.FirstTrainedBlock(trainedBlocks));
         _blocks.TrainOnly(trained);
         _blocks.Backbone.FreezeBatchNormStatistics = batchNorm == DomainBatchNorm.Frozen;
-        Parameters = trained.Select(n => _blocks.Backbone.TrainableParameters[n]).ToList();
-        Source = Rows(context.SourceTrain.Examples, out var shape);
-        RowShape = shape;
-        Validation = context.SourceValidation is null ? null : Rows(context.SourceValidation.Examples, out _);
-        Target = Rows(context.Target.Examples, out _);
+        Parameters = trained.Select(n => ("trunk:" + n, _blocks.Backbone.TrainableParameters[n])).ToList();
+        Source = Rows(context.SourceTrain.Examples);
+        Validation = context.SourceValidation is null ? null : Rows(context.SourceValidation.Examples);
+        Target = Rows(context.Target.Examples);
     }
 
-    public override Func<IReadOnlyList<float[]>, IReadOnlyList<ImageExample>, float[][]> PooledAsExported => (rows, examples) =>
-    {
-        _blocks.Backbone.eval();
-        return PooledArrays(Rows(examples, out var _));
-    };
+    public override Func<IReadOnlyList<float[]>, IReadOnlyList<ImageExample>, float[][]> PooledAsExported => (_, examples) => Exported(examples);
+
+    public override IEnumerable<(string Name, Tensor Tensor)> StateTensors() =>
+        Parameters.Select(p => (p.Name, (Tensor)p.Parameter)).Concat(_blocks.Backbone.BatchNormStatistics.Select(s => ("trunk-bnstat:" + s.Key, s.Value)));
 
     public override (Tensor Source, Tensor? Target) Pooled(Tensor source, Tensor? target)
     {
@@ -173,25 +163,29 @@ internal sealed class BackboneTrunk : AdapterTrunk
 
     public override void Train(bool training) => _blocks.Backbone.train(training);
 
+    /// <summary>
+    /// Fixes the BatchNorm statistics to export and computes the pooled features the head is trained and scored on from the
+    /// images through the whole backbone, exactly as the exported graph does (the cached rows may be 16-bit).
+    /// </summary>
     public override void Finish(bool adapted)
     {
-        if (_batchNorm != DomainBatchNorm.PerDomain || !adapted)
-        {
-            base.Finish(adapted);
-            return;
-        }
-        ReestimateStatistics(Source);
-        base.Finish(adapted);
-        ReestimateStatistics(Target);
+        var perDomain = _batchNorm == DomainBatchNorm.PerDomain && adapted;
+        if (perDomain)
+            ReestimateStatistics(Source);
+        _blocks.Backbone.eval();
+        SourcePooled = Exported(_context.SourceTrain.Examples);
+        ValidationPooled = _context.SourceValidation is { } validation ? Exported(validation.Examples) : null;
+        if (perDomain)
+            ReestimateStatistics(Target);
         _blocks.Backbone.eval();
     }
 
     public override string WriteGraph(string tag)
     {
         var trained = _blocks.Backbone.ExportModel();
-        var key = FeatureGraphEdits.Hash(Parameters.Select(p => p.data<float>().ToArray())
+        var key = FeatureGraphEdits.Hash(Parameters.Select(p => p.Parameter.data<float>().ToArray())
             .Concat(_blocks.Backbone.BatchNormStatistics.Values.Select(s => s.data<float>().ToArray())).ToArray());
-        return FeatureGraphEdits.WriteEdited(_context.Featurizer.GraphPath, _context.Engine.EffectiveGraphDirectory, tag + "-backbone", key, edited =>
+        return FeatureGraphEdits.WriteEdited(FusedGraph(), _context.Engine.EffectiveGraphDirectory, tag + "-backbone", key, edited =>
         {
             edited.Graph.Initializer.Clear();
             edited.Graph.Initializer.AddRange(trained.Graph.Initializer);
@@ -200,11 +194,16 @@ internal sealed class BackboneTrunk : AdapterTrunk
 
     public override void Dispose() => _blocks.Backbone.Dispose();
 
+    /// <summary>The featuriser's fused graph, written again if the shared graph folder has dropped it meanwhile.</summary>
+    private string FusedGraph() =>
+        File.Exists(_context.Featurizer.GraphPath) ? _context.Featurizer.GraphPath
+            : FeaturizerGraph.Materialize(_context.Backbone, _context.Featurizer.ImageSize, Path.GetDirectoryName(_context.Featurizer.GraphPath));
+
     private Tensor Run(Tensor rows) =>
         _blocks.Backbone.Run(new Dictionary<string, Tensor>(StringComparer.Ordinal) { [_cut] = rows }, FeaturizerGraph.OutputName)[FeaturizerGraph.OutputName];
 
     /// <summary>Sets the running statistics of the trained blocks' BatchNorm layers to their (cumulative) averages over <paramref name="rows"/>.</summary>
-    private void ReestimateStatistics(IReadOnlyList<float[]> rows)
+    private void ReestimateStatistics(IRowSource rows)
     {
         var backbone = _blocks.Backbone;
         var momentum = backbone.BatchNormMomentum;
@@ -212,55 +211,44 @@ internal sealed class BackboneTrunk : AdapterTrunk
         using (no_grad())
         {
             var batch = 0;
-            for (var start = 0; start < rows.Count; start += InferenceBatch, batch++)
+            foreach (var loaded in BatchStream.Ordered(rows, Enumerable.Range(0, rows.Count).ToArray(), InferenceBatch))
             {
-                using var scope = NewDisposeScope();
-                backbone.BatchNormMomentum = 1.0 / (batch + 1);
-                Run(Batch(rows, Enumerable.Range(start, Math.Min(InferenceBatch, rows.Count - start)).ToArray()));
+                using (loaded)
+                using (NewDisposeScope())
+                {
+                    backbone.BatchNormMomentum = 1.0 / (batch + 1);
+                    Run(loaded.Input);
+                }
+                batch++;
             }
         }
         backbone.BatchNormMomentum = momentum;
         backbone.eval();
     }
 
-    private float[][] Rows(IReadOnlyList<ImageExample> examples, out long[] shape) =>
-        BlockOutputCache.Get(_blocks, _context.Featurizer.GraphPath, _cut, _context.Featurizer.ImageSize, examples.Select(e => e.ImagePath).ToList(), out shape);
-}
-
-/// <summary>
-/// Frozen lower-block outputs by (graph, cut value, image), kept for the life of the process so that every method and
-/// seed of a benchmark (and the source-only peer of a CLI run) decodes and runs the frozen blocks once per image.
-/// </summary>
-internal static class BlockOutputCache
-{
-    /// <summary>Cached bytes above which the cache starts again empty. The value is 6 GiB.</summary>
-    private const long MaxBytes = 6L << 30;
-
-    private static readonly ConcurrentDictionary<string, float[]> Outputs = new(StringComparer.Ordinal);
-    private static readonly ConcurrentDictionary<string, long[]> Shapes = new(StringComparer.Ordinal);
-    private static long _bytes;
-
-    public static float[][] Get(BackboneBlocks blocks, string graphPath, string cut, int imageSize, IReadOnlyList<string> paths, out long[] shape)
+    /// <summary>Pooled features of images through the whole backbone in evaluation mode: what the exported graph computes.</summary>
+    private float[][] Exported(IReadOnlyList<ImageExample> examples)
     {
-        var prefix = graphPath + "|" + cut + "|";
-        var missing = paths.Where(p => !Outputs.ContainsKey(prefix + p)).Distinct(StringComparer.Ordinal).ToList();
-        var computed = new Dictionary<string, float[]>(StringComparer.Ordinal);
-        foreach (var chunk in missing.Chunk(256))
+        var backbone = _blocks.Backbone;
+        backbone.eval();
+        var rows = new ImageFileRows(examples.Select(e => e.ImagePath).ToList(), _context.Featurizer.ImageSize);
+        var result = new float[rows.Count][];
+        using var noGrad = no_grad();
+        foreach (var batch in BatchStream.Ordered(rows, Enumerable.Range(0, rows.Count).ToArray(), InferenceBatch))
         {
-            var (outputs, chunkShape) = blocks.CacheOutputs(ImagePixelReader.Read(chunk, imageSize), cut, 32);
-            Shapes[prefix] = chunkShape;
-            for (var i = 0; i < chunk.Length; i++)
-                computed[chunk[i]] = outputs[i];
+            using (batch)
+            using (NewDisposeScope())
+            {
+                var pooled = backbone.Run(new Dictionary<string, Tensor>(StringComparer.Ordinal) { [backbone.InputName] = batch.Input }, FeaturizerGraph.OutputName)[FeaturizerGraph.OutputName];
+                var flat = pooled.contiguous().data<float>().ToArray();
+                var width = flat.Length / batch.Count;
+                for (var k = 0; k < batch.Count; k++)
+                    result[batch.Items[k]] = flat.AsSpan(k * width, width).ToArray();
+            }
         }
-        var computedBytes = computed.Values.Sum(v => 4L * v.Length);
-        if (Interlocked.Add(ref _bytes, computedBytes) > MaxBytes)
-        {
-            Outputs.Clear();
-            Interlocked.Exchange(ref _bytes, computedBytes);
-        }
-        foreach (var (path, output) in computed)
-            Outputs[prefix + path] = output;
-        shape = Shapes[prefix];
-        return paths.Select(p => computed.TryGetValue(p, out var row) ? row : Outputs[prefix + p]).ToArray();
+        return result;
     }
+
+    private BlockOutputs Rows(IReadOnlyList<ImageExample> examples) =>
+        BlockOutputs.Prepare(_blocks, _context.Backbone, _cut, _context.Featurizer.ImageSize, examples.Select(e => e.ImagePath).ToList(), 1, null, _context.Seed, _cache, null, default);
 }

@@ -1,6 +1,7 @@
 using Microsoft.ML;
 using MLTransfer.Techniques;
 using MLTransfer.Techniques.DomainAdaptation;
+using MLTransfer.Torch.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -40,7 +41,7 @@ public sealed class Dann : ITransferTechnique
     {
         ArgumentNullException.ThrowIfNull(x);
         var constant = x.detach();
-        return constant - lambda * (x - constant);
+        return constant - (x - constant).Times(lambda);
     }
 }
 
@@ -58,26 +59,39 @@ public sealed class DannEstimator : DomainAdaptationEstimator
     protected override Adaptation Adapt(AdaptationContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        TorchSharp.Modules.Linear? hidden = null, logit = null;
-        try
-        {
-            return FeatureAdapterTrainer.Train(context, _options, Method, bottleneck =>
-            {
-                hidden = nn.Linear(bottleneck, _options.DiscriminatorHidden);
-                logit = nn.Linear(_options.DiscriminatorHidden, 1);
-                return hidden.parameters().Concat(logit.parameters());
-            }, (source, target, coefficient) =>
-            {
-                var both = Dann.GradientReversal(cat([source, target], 0), coefficient);
-                var domain = logit!.forward(nn.functional.relu(hidden!.forward(both))).squeeze(1);
-                var truth = cat([ones(source.shape[0]), zeros(target.shape[0])], 0);
-                return nn.functional.binary_cross_entropy_with_logits(domain, truth);
-            });
-        }
-        finally
-        {
-            hidden?.Dispose();
-            logit?.Dispose();
-        }
+        return FeatureAdapterTrainer.Train(context, _options, Method, () => new DomainAdversarialLoss(_options.BottleneckSize, _options.DiscriminatorHidden));
+    }
+}
+
+/// <summary>
+/// DANN's loss (tllib's <c>DomainAdversarialLoss</c>): a discriminator (bottleneck → hidden → ReLU → 1 logit) behind a
+/// gradient reversal layer with the current coefficient, binary cross-entropy of source (1) against target (0).
+/// </summary>
+internal sealed class DomainAdversarialLoss : AdaptationLoss
+{
+    private readonly TorchSharp.Modules.Linear _hidden;
+    private readonly TorchSharp.Modules.Linear _logit;
+
+    public DomainAdversarialLoss(int bottleneck, int hidden)
+    {
+        _hidden = nn.Linear(bottleneck, hidden);
+        _logit = nn.Linear(hidden, 1);
+    }
+
+    public override IReadOnlyList<(string Name, TorchSharp.Modules.Parameter Parameter)> Parameters =>
+        [("discriminator:hidden:weight", _hidden.weight!), ("discriminator:hidden:bias", _hidden.bias!), ("discriminator:logit:weight", _logit.weight!), ("discriminator:logit:bias", _logit.bias!)];
+
+    public override Tensor Compute(Tensor source, Tensor target, double coefficient)
+    {
+        var both = Dann.GradientReversal(cat([source, target], 0), coefficient);
+        var domain = _logit.forward(nn.functional.relu(_hidden.forward(both))).squeeze(1);
+        var truth = cat([ones(source.shape[0]), zeros(target.shape[0])], 0);
+        return nn.functional.binary_cross_entropy_with_logits(domain, truth);
+    }
+
+    public override void Dispose()
+    {
+        _hidden.Dispose();
+        _logit.Dispose();
     }
 }

@@ -1,12 +1,14 @@
 using MLTransfer.Techniques.DomainAdaptation;
+using MLTransfer.Torch.Training;
 
 namespace MLTransfer.Torch.DomainAdaptation;
 
 /// <summary>
 /// Options of the gradient domain-adaptation methods: a new trainable bottleneck (dense + ReLU) and a softmax head
 /// — and, with <see cref="TrainedBackboneBlocks"/>, the backbone's top residual blocks below them — are trained end
-/// to end with TorchSharp on labelled source images, with an extra loss that uses the unlabelled target images.
-/// Whatever stays frozen is computed once per image and cached in memory (CPU speed). The trained blocks are
+/// to end with TorchSharp on labelled source images, with an extra loss that uses the unlabelled target images,
+/// through the training loop every TorchSharp technique shares. Whatever stays frozen is computed once per image (pooled
+/// features in memory, lower-block outputs in the on-disk block cache). The trained blocks are
 /// written back into the exported ONNX graph and the bottleneck is folded into it, the head becomes an ML.NET
 /// scorer, so the <c>.zip</c> stays ML.NET-only.
 /// </summary>
@@ -15,8 +17,33 @@ public abstract class FeatureAdapterOptions : DomainAdaptationOptions
     /// <summary>Width of the trainable bottleneck (the head reads it). The default value is 256.</summary>
     public int BottleneckSize { get; set; } = 256;
 
-    /// <summary>Passes over the source training features (fixed budget: no early stopping, so no selection at all). The default value is 20.</summary>
+    /// <summary>Passes over the source training images (a fixed budget unless <see cref="EarlyStoppingPatience"/> is set). The default value is 20.</summary>
     public int Epochs { get; set; } = 20;
+
+    /// <summary>
+    /// Stop after this many epochs without a better accuracy on the source validation split and keep the best epoch's
+    /// weights (the only selection signal: target labels are never read); 0 trains the fixed budget and keeps the last
+    /// epoch. The default value is 0.
+    /// </summary>
+    public int EarlyStoppingPatience { get; set; }
+
+    /// <summary>A folder where a checkpoint is written (atomically) after every epoch; null writes none. The default value is null.</summary>
+    public string? CheckpointDirectory { get; set; }
+
+    /// <summary>Continue from the checkpoint in <see cref="CheckpointDirectory"/> when there is one; the result equals an uninterrupted run. The default value is false.</summary>
+    public bool Resume { get; set; }
+
+    /// <summary>Receives the metrics of every epoch (loss, source validation accuracy, images/s, ETA). The default value is null.</summary>
+    public Action<TrainingEpochMetrics>? MetricsCallback { get; set; }
+
+    /// <summary>Receives progress inside each epoch (step, images/s, ETA) about once a second. The default value is null.</summary>
+    public IProgress<TrainingProgress>? TrainingProgress { get; set; }
+
+    /// <summary>With <see cref="TrainedBackboneBlocks"/>: the size bound of the on-disk lower-block cache (under <c>blocks</c> in the engine's cache folder). The default value is 10 GiB.</summary>
+    public long BlockCacheMaxBytes { get; set; } = 10L << 30;
+
+    /// <summary>With <see cref="TrainedBackboneBlocks"/>: store cached lower-block outputs as 16-bit floats. The default value is true.</summary>
+    public bool HalfPrecisionBlockCache { get; set; } = true;
 
     /// <summary>Source images per step (the same number of target images is drawn). The default value is 64.</summary>
     public int BatchSize { get; set; } = 64;
@@ -37,7 +64,8 @@ public abstract class FeatureAdapterOptions : DomainAdaptationOptions
     /// <summary>
     /// How many of the backbone's top residual blocks (ResNet18 has 8 basic blocks; the pooling belongs to the top
     /// one) train together with the bottleneck, the head and the adaptation loss. The blocks below are frozen and
-    /// their output is computed once per image; 0 trains on cached pooled features only. The default value is 0.
+    /// their output is computed once per image into the on-disk block cache; 0 trains on cached pooled features only.
+    /// The default value is 0.
     /// </summary>
     public int TrainedBackboneBlocks { get; set; }
 

@@ -1,6 +1,8 @@
 using MLTransfer.Heads;
 using MLTransfer.Techniques;
 using MLTransfer.Techniques.DomainAdaptation;
+using MLTransfer.Torch.Streaming;
+using MLTransfer.Torch.Training;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -28,7 +30,9 @@ internal sealed class AdapterNetwork : IDisposable
     /// <summary>Bottleneck features of raw pooled backbone features.</summary>
     public Tensor Features(Tensor pooled) => nn.functional.relu(Bottleneck.forward((pooled - _mean) * _scale));
 
-    public IEnumerable<Parameter> Parameters() => Bottleneck.parameters().Concat(Classifier.parameters());
+    /// <summary>The trainable parameters by stable names.</summary>
+    public IReadOnlyList<(string Name, Parameter Parameter)> Parameters() =>
+        [("bottleneck:weight", Bottleneck.weight!), ("bottleneck:bias", Bottleneck.bias!), ("classifier:weight", Classifier.weight!), ("classifier:bias", Classifier.bias!)];
 
     public void Dispose()
     {
@@ -40,105 +44,82 @@ internal sealed class AdapterNetwork : IDisposable
 }
 
 /// <summary>
-/// Trains <see cref="AdapterNetwork"/> (and the trainable part of an <see cref="AdapterTrunk"/> below it) with Adam
-/// on mini-batches of labelled source images and equally many unlabelled target images, adding a method-specific
-/// adaptation loss weighted by the warm-up schedule of Ganin et al. 2016, and turns the result into a graph edit plus
-/// a <see cref="LinearHead"/>. Fixed budget, no selection; deterministic for a seed.
+/// A domain-adaptation loss in the spirit of tllib: a module computed on the source and target bottleneck features of a
+/// batch, added to the classification loss with the current coefficient; it may have parameters of its own (DANN's
+/// discriminator), which train with the adapter.
+/// </summary>
+internal abstract class AdaptationLoss : IDisposable
+{
+    /// <summary>The loss's own trainable parameters by stable names.</summary>
+    public virtual IReadOnlyList<(string Name, Parameter Parameter)> Parameters => [];
+
+    /// <summary>The loss of one batch.</summary>
+    /// <param name="source">Source bottleneck features [n, d].</param>
+    /// <param name="target">Target bottleneck features [n, d].</param>
+    /// <param name="coefficient">The adaptation weight at this point of training (warm-up included).</param>
+    public abstract Tensor Compute(Tensor source, Tensor target, double coefficient);
+
+    public virtual void Dispose()
+    {
+    }
+}
+
+/// <summary>
+/// Trains <see cref="AdapterNetwork"/> (and the trainable part of an <see cref="AdapterTrunk"/> below it) through the
+/// shared <see cref="TrainingLoop"/> (<see cref="AdapterObjective"/>), then turns the result into a graph edit plus a
+/// <see cref="LinearHead"/>. Deterministic for a seed.
 /// </summary>
 internal static class FeatureAdapterTrainer
 {
-    /// <summary>The adaptation loss of one step: source and target bottleneck features and the current coefficient.</summary>
-    public delegate Tensor AdaptationLoss(Tensor source, Tensor target, double coefficient);
-
     /// <summary>Ganin et al.'s schedule 2/(1+exp(−10p))−1, rising from 0 at p = 0 to ≈1 at p = 1.</summary>
     public static double Schedule(double progress) => 2 / (1 + Math.Exp(-10 * progress)) - 1;
 
-    /// <summary>Ganin et al.'s learning-rate annealing 1/(1+10p)^0.75.</summary>
-    public static double Annealing(double progress) => Math.Pow(1 + 10 * progress, -0.75);
-
-    public static Adaptation Train(AdaptationContext context, FeatureAdapterOptions options, string tag,
-        Func<int, IEnumerable<Parameter>> extraParameters, AdaptationLoss? adaptationLoss)
+    /// <summary>Trains and exports.</summary>
+    /// <param name="context">Source and target features and the featuriser.</param>
+    /// <param name="options">The method's options.</param>
+    /// <param name="tag">The method's name (graph file names, run key).</param>
+    /// <param name="createLoss">Makes the adaptation loss (after the seed is set, so its parameters are seeded too); null trains without adaptation.</param>
+    public static Adaptation Train(AdaptationContext context, FeatureAdapterOptions options, string tag, Func<AdaptationLoss>? createLoss)
     {
-        if (options.Epochs < 1 || options.BatchSize < 1 || options.BottleneckSize < 1 || options.LearningRate <= 0)
+        if (options.Epochs < 1 || options.BatchSize < 1 || options.BottleneckSize < 1 || !(options.LearningRate > 0) || double.IsInfinity(options.LearningRate))
             throw new ArgumentOutOfRangeException(nameof(options), "Epochs, BatchSize, BottleneckSize and LearningRate must be positive.");
-        if (options.TrainedBackboneBlocks < 0 || options.BackboneLearningRateFactor < 0)
-            throw new ArgumentOutOfRangeException(nameof(options), "TrainedBackboneBlocks and BackboneLearningRateFactor must not be negative.");
+        if (options.TrainedBackboneBlocks < 0 || options.BackboneLearningRateFactor < 0 || options.EarlyStoppingPatience < 0)
+            throw new ArgumentOutOfRangeException(nameof(options), "TrainedBackboneBlocks, BackboneLearningRateFactor and EarlyStoppingPatience must not be negative.");
+        if (options.Resume && options.CheckpointDirectory is null)
+            throw new ArgumentException("Resume needs a CheckpointDirectory.", nameof(options));
         var classes = context.Classes;
-        var labels = context.SourceTrain.LabelIndices(classes);
-        var adapts = adaptationLoss is not null && options.AdaptationWeight > 0;
+        var adapts = createLoss is not null && options.AdaptationWeight > 0;
         var (mean, scale) = Standardizer(context.SourceTrain.Features);
-        var history = new List<EpochMetrics>();
 
         torch.manual_seed(context.Seed);
-        var random = new Random(context.Seed);
         var network = new AdapterNetwork(mean, scale, options.BottleneckSize, classes.Count);
-        AdapterTrunk trunk = options.TrainedBackboneBlocks > 0 ? new BackboneTrunk(context, options.TrainedBackboneBlocks, options.BatchNorm) : new FrozenTrunk(context);
+        using var adaptationLoss = adapts ? createLoss!() : null;
+        AdapterTrunk trunk = options.TrainedBackboneBlocks > 0
+            ? new BackboneTrunk(context, options.TrainedBackboneBlocks, options.BatchNorm,
+                new BlockCacheSettings(BlockCacheSettings.FolderIn(options.Engine.CacheDirectory), options.BlockCacheMaxBytes, options.HalfPrecisionBlockCache))
+            : new FrozenTrunk(context);
         try
         {
-            var head = network.Parameters().Concat(extraParameters(options.BottleneckSize)).ToList();
-            var groups = new List<Adam.ParamGroup> { new(head, lr: options.LearningRate, weight_decay: options.WeightDecay) };
-            if (trunk.Parameters.Count > 0)
-                groups.Add(new(trunk.Parameters, lr: options.LearningRate * options.BackboneLearningRateFactor, weight_decay: options.WeightDecay));
-            using var optimizer = optim.Adam(groups, lr: options.LearningRate, weight_decay: options.WeightDecay);
-            var validation = context.SourceValidation;
-            var yv = validation?.LabelIndices(classes);
-
-            var sourceCount = trunk.Source.Count;
-            var sourceOrder = Enumerable.Range(0, sourceCount).ToArray();
-            var targetOrder = Enumerable.Range(0, trunk.Target.Count).ToArray();
-            var targetCursor = targetOrder.Length;
-            var steps = (sourceCount + options.BatchSize - 1) / options.BatchSize;
-            var total = options.Epochs * steps;
-            for (var epoch = 0; epoch < options.Epochs; epoch++)
+            var objective = new AdapterObjective(context, options, tag, network, trunk, adaptationLoss);
+            var history = TrainingLoop.Run(objective, new TrainingPlan
             {
-                random.Shuffle(sourceOrder);
-                trunk.Train(true);
-                double lossSum = 0;
-                var correct = 0;
-                var rate = options.LearningRate;
-                for (var step = 0; step < steps; step++)
-                {
-                    using var scope = NewDisposeScope();
-                    var progress = (double)(epoch * steps + step) / total;
-                    if (trunk.Parameters.Count > 0)
-                    {
-                        rate = options.LearningRate * Annealing(progress);
-                        optimizer.ParamGroups.First().LearningRate = rate;
-                        optimizer.ParamGroups.Last().LearningRate = rate * options.BackboneLearningRateFactor;
-                    }
-                    var batch = sourceOrder.Skip(step * options.BatchSize).Take(options.BatchSize).ToArray();
-                    var targetBatch = new int[batch.Length];
-                    for (var i = 0; i < batch.Length; i++)
-                    {
-                        if (targetCursor >= targetOrder.Length)
-                        {
-                            random.Shuffle(targetOrder);
-                            targetCursor = 0;
-                        }
-                        targetBatch[i] = targetOrder[targetCursor++];
-                    }
-                    var y = tensor(batch.Select(i => (long)labels[i]).ToArray());
-                    var (pooledSource, pooledTarget) = trunk.Pooled(trunk.Batch(trunk.Source, batch), adapts ? trunk.Batch(trunk.Target, targetBatch) : null);
-                    var features = network.Features(pooledSource);
-                    var logits = network.Classifier.forward(features);
-                    var loss = nn.functional.cross_entropy(logits, y);
-                    if (adapts)
-                    {
-                        var coefficient = options.AdaptationWeight * Schedule(progress);
-                        loss = loss + adaptationLoss!(features, network.Features(pooledTarget!), coefficient);
-                    }
-                    optimizer.zero_grad();
-                    loss.backward();
-                    optimizer.step();
-                    lossSum += loss.item<float>() * batch.Length;
-                    correct += (int)logits.argmax(1).eq(y).sum().item<long>();
-                }
-                trunk.Train(false);
-                var (validationLoss, validationAccuracy) = validation is null ? (double.NaN, double.NaN) : Evaluate(network, trunk, trunk.Validation!, yv!);
-                history.Add(new EpochMetrics(epoch, lossSum / sourceCount, (double)correct / sourceCount, validationLoss, validationAccuracy, rate));
-            }
+                Epochs = options.Epochs,
+                BatchSize = options.BatchSize,
+                Optimizer = OptimizerKind.Adam,
+                LearningRate = options.LearningRate,
+                Schedule = trunk.Parameters.Count > 0 ? LearningRateSchedule.InverseDecay : LearningRateSchedule.Constant,
+                WarmupEpochs = 0,
+                EarlyStoppingPatience = options.EarlyStoppingPatience,
+                RestoreBest = options.EarlyStoppingPatience > 0,
+                CheckpointDirectory = options.CheckpointDirectory,
+                Resume = options.Resume,
+                Seed = context.Seed,
+                MetricsCallback = options.MetricsCallback,
+                Progress = options.TrainingProgress,
+            });
             trunk.Finish(adapts);
-            return Export(context, network, trunk, mean, scale, tag, history);
+            return Export(context, network, trunk, mean, scale, tag,
+                history.Select(m => new EpochMetrics(m.Epoch - 1, m.TrainLoss, m.TrainAccuracy, m.ValidationLoss ?? double.NaN, m.ValidationScore ?? double.NaN, m.LearningRate)).ToList());
         }
         finally
         {
@@ -184,23 +165,6 @@ internal static class FeatureAdapterTrainer
             Head = head,
             History = history,
         };
-    }
-
-    private static (double Loss, double Accuracy) Evaluate(AdapterNetwork network, AdapterTrunk trunk, IReadOnlyList<float[]> rows, int[] labels)
-    {
-        using var noGrad = no_grad();
-        double lossSum = 0;
-        long correct = 0;
-        foreach (var (start, pooled) in trunk.PooledBatches(rows))
-        {
-            using var scope = NewDisposeScope();
-            var logits = network.Classifier.forward(network.Features(pooled));
-            var y = tensor(labels.Skip(start).Take((int)pooled.shape[0]).Select(l => (long)l).ToArray());
-            lossSum += nn.functional.cross_entropy(logits, y).item<float>() * y.shape[0];
-            correct += logits.argmax(1).eq(y).sum().item<long>();
-            pooled.Dispose();
-        }
-        return (lossSum / labels.Length, (double)correct / labels.Length);
     }
 
     private static (float[] Mean, float[] Scale) Standardizer(IReadOnlyList<float[]> rows)

@@ -1,6 +1,7 @@
 using Microsoft.ML;
 using MLTransfer.Techniques;
 using MLTransfer.Techniques.DomainAdaptation;
+using MLTransfer.Torch.Training;
 using static TorchSharp.torch;
 
 namespace MLTransfer.Torch.DomainAdaptation;
@@ -37,19 +38,19 @@ public sealed class Mmd : ITransferTechnique
         ArgumentNullException.ThrowIfNull(target);
         var n = source.shape[0];
         var all = cat([source, target], 0);
-        var squares = all.pow(2).sum(1, keepdim: true);
-        var distances = (squares + squares.t() - 2 * all.mm(all.t())).clamp_min(0);
-        var bandwidth = distances.detach().mean().clamp_min(1e-6);
+        var squares = all.Power(2).sum(1, keepdim: true);
+        var distances = (squares.Plus(squares.t()) - all.mm(all.t()).Times(2)).AtLeast(0);
+        var bandwidth = distances.detach().mean().AtLeast(1e-6);
         Tensor? kernel = null;
         foreach (var factor in new[] { 0.25, 0.5, 1, 2, 4 })
         {
-            var k = (-distances / (bandwidth * factor)).exp();
-            kernel = kernel is null ? k : kernel + k;
+            var k = (-distances / bandwidth.Times(factor)).exp();
+            kernel = kernel is null ? k : kernel.Plus(k);
         }
         var ss = kernel!.narrow(0, 0, n).narrow(1, 0, n).mean();
         var tt = kernel.narrow(0, n, all.shape[0] - n).narrow(1, n, all.shape[0] - n).mean();
         var st = kernel.narrow(0, 0, n).narrow(1, n, all.shape[0] - n).mean();
-        return ss + tt - 2 * st;
+        return ss.Plus(tt) - st.Times(2);
     }
 
     /// <summary>The Deep CORAL loss ‖C_s − C_t‖²_F / (4d²) between two batches of row vectors.</summary>
@@ -60,13 +61,13 @@ public sealed class Mmd : ITransferTechnique
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(target);
         var d = source.shape[1];
-        return (Covariance(source) - Covariance(target)).pow(2).sum() / (4.0 * d * d);
+        return (Covariance(source) - Covariance(target)).Power(2).sum().DividedBy(4.0 * d * d);
     }
 
     private static Tensor Covariance(Tensor x)
     {
         var centred = x - x.mean([0], keepdim: true);
-        return centred.t().mm(centred) / Math.Max(1, x.shape[0] - 1);
+        return centred.t().mm(centred).DividedBy(Math.Max(1, x.shape[0] - 1));
     }
 }
 
@@ -84,7 +85,13 @@ public sealed class MmdEstimator : DomainAdaptationEstimator
     protected override Adaptation Adapt(AdaptationContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        return FeatureAdapterTrainer.Train(context, _options, Method, _ => [], (source, target, coefficient) =>
-            coefficient * (_options.Loss == DiscrepancyLoss.Mmd ? Mmd.MmdLoss(source, target) : Mmd.DeepCoralLoss(source, target)));
+        return FeatureAdapterTrainer.Train(context, _options, Method, () => new DiscrepancyAdaptationLoss(_options.Loss));
     }
+}
+
+/// <summary>The discrepancy losses as an <see cref="AdaptationLoss"/> (no parameters of their own): coefficient × MMD or Deep CORAL.</summary>
+internal sealed class DiscrepancyAdaptationLoss(DiscrepancyLoss kind) : AdaptationLoss
+{
+    public override Tensor Compute(Tensor source, Tensor target, double coefficient) =>
+        (kind == DiscrepancyLoss.Mmd ? Mmd.MmdLoss(source, target) : Mmd.DeepCoralLoss(source, target)).Times(coefficient);
 }

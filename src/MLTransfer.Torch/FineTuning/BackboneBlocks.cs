@@ -1,13 +1,12 @@
 using MLTransfer.Backbones;
 using MLTransfer.Torch.Onnx;
-using static TorchSharp.torch;
 
 namespace MLTransfer.Torch.FineTuning;
 
 /// <summary>
 /// An imported backbone split into blocks, bottom to top, with what training only its top blocks needs: which
-/// parameters each block owns, the graph value each block ends with, and the frozen lower blocks' outputs computed
-/// once. Shared by fine-tuning and the end-to-end domain-adaptation methods.
+/// parameters each block owns and the graph value each block ends with (whose values <see cref="Streaming.BlockOutputs"/>
+/// caches). Shared by fine-tuning and the end-to-end domain-adaptation methods.
 /// </summary>
 internal sealed class BackboneBlocks
 {
@@ -50,40 +49,6 @@ internal sealed class BackboneBlocks
         var trained = new HashSet<string>(names, StringComparer.Ordinal);
         Backbone.SetTrainable(trained.Contains, true);
         Backbone.SetTrainable(n => !trained.Contains(n), false);
-    }
-
-    /// <summary>
-    /// Runs the (frozen) backbone in evaluation mode from its input up to <paramref name="cut"/> for every image and
-    /// returns one flat array per image and the shape of one image's value.
-    /// </summary>
-    /// <param name="pixels">RGB planar pixels 0–255, [3, S, S] per image.</param>
-    /// <param name="cut">The graph value to compute.</param>
-    /// <param name="batchSize">Images per forward pass.</param>
-    public (float[][] Outputs, long[] Shape) CacheOutputs(IReadOnlyList<float[]> pixels, string cut, int batchSize)
-    {
-        bool wasTraining = Backbone.training;
-        Backbone.eval();
-        using var noGrad = no_grad();
-        var outputs = new float[pixels.Count][];
-        long[] shape = [];
-        int size = (int)Math.Round(Math.Sqrt(pixels.Count == 0 ? 0 : pixels[0].Length / 3.0));
-        for (int start = 0; start < pixels.Count; start += batchSize)
-        {
-            using var scope = NewDisposeScope();
-            int count = Math.Min(batchSize, pixels.Count - start);
-            var x = tensor(pixels.Skip(start).Take(count).SelectMany(p => p).ToArray(), [count, 3, size, size]);
-            var value = Backbone.Run(new Dictionary<string, Tensor> { [Backbone.InputName] = x }, cut)[cut].contiguous();
-            shape = value.shape[1..];
-            float[] flat = value.data<float>().ToArray();
-            int length = flat.Length / count;
-            for (int i = 0; i < count; i++)
-            {
-                outputs[start + i] = flat.AsSpan(i * length, length).ToArray();
-            }
-        }
-
-        Backbone.train(wasTraining);
-        return (outputs, shape);
     }
 
     /// <summary>

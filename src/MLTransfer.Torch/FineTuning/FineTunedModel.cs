@@ -4,7 +4,9 @@ using Microsoft.ML.Data;
 using MLTransfer.Export;
 using MLTransfer.Heads;
 using MLTransfer.Techniques;
+using MLTransfer.Torch.Streaming;
 using MLTransfer.Torch.Onnx;
+using MLTransfer.Torch.Training;
 using Onnx;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -25,7 +27,7 @@ public sealed class FineTunedModel : IDisposable
 
     private readonly FineTuningNetwork _network;
 
-    internal FineTunedModel(FineTuningNetwork network, IReadOnlyList<string> classNames, int imageSize, IReadOnlyList<FineTuningEpochMetrics> history)
+    internal FineTunedModel(FineTuningNetwork network, IReadOnlyList<string> classNames, int imageSize, IReadOnlyList<TrainingEpochMetrics> history)
     {
         _network = network;
         _network.InputValue = network.Backbone.InputName;
@@ -43,7 +45,7 @@ public sealed class FineTunedModel : IDisposable
     public int ImageSize { get; }
 
     /// <summary>The metrics of every epoch run, in order (including epochs restored from a checkpoint).</summary>
-    public IReadOnlyList<FineTuningEpochMetrics> History { get; }
+    public IReadOnlyList<TrainingEpochMetrics> History { get; }
 
     /// <summary>The name of the model's input: RGB planar pixels in 0–255, [N, 3, <see cref="ImageSize"/>, <see cref="ImageSize"/>].</summary>
     public string InputName => _network.Backbone.InputName;
@@ -54,7 +56,7 @@ public sealed class FineTunedModel : IDisposable
     /// <summary>The number of backbone features the head reads.</summary>
     public int FeatureCount => (int)_network.Head.weight!.shape[1];
 
-    /// <summary>Class probabilities for images given as RGB planar floats in 0–255 (see <see cref="ImagePixelReader"/>).</summary>
+    /// <summary>Class probabilities for images given as RGB planar floats in 0–255 (as <see cref="ImagePixelReader"/> reads them).</summary>
     /// <param name="pixels">One array of 3·ImageSize·ImageSize values per image.</param>
     /// <param name="batchSize">Images per forward pass.</param>
     /// <returns>One probability vector per image, in <see cref="ClassNames"/> order.</returns>
@@ -80,10 +82,31 @@ public sealed class FineTunedModel : IDisposable
         return result.ToArray();
     }
 
-    /// <summary>Class probabilities for image files, decoded exactly like ML.NET's LoadImages → ResizeImages → ExtractPixels.</summary>
+    /// <summary>
+    /// Class probabilities for image files, decoded exactly like ML.NET's LoadImages → ResizeImages → ExtractPixels,
+    /// streamed in batches (memory does not grow with the number of images).
+    /// </summary>
     /// <param name="imagePaths">The image files.</param>
-    public float[][] PredictProbabilities(IReadOnlyList<string> imagePaths) =>
-        PredictProbabilities(ImagePixelReader.Read(imagePaths, ImageSize));
+    /// <param name="batchSize">Images per forward pass.</param>
+    /// <exception cref="InvalidDataException">An image cannot be decoded.</exception>
+    public float[][] PredictProbabilities(IReadOnlyList<string> imagePaths, int batchSize = 32)
+    {
+        ArgumentNullException.ThrowIfNull(imagePaths);
+        var result = new float[imagePaths.Count][];
+        using var noGrad = no_grad();
+        foreach (var batch in BatchStream.Ordered(new ImageFileRows(imagePaths, ImageSize), Enumerable.Range(0, imagePaths.Count).ToArray(), batchSize))
+        {
+            using (batch)
+            using (NewDisposeScope())
+            {
+                var flat = F.softmax(_network.forward(batch.Input), 1).data<float>().ToArray();
+                var classes = ClassNames.Count;
+                for (var k = 0; k < batch.Count; k++)
+                    result[batch.Items[k]] = flat.AsSpan(k * classes, classes).ToArray();
+            }
+        }
+        return result;
+    }
 
     /// <summary>The head's weights, [classes × features] row-major, and biases, [classes].</summary>
     public (float[] Weights, float[] Biases) HeadParameters()
@@ -146,18 +169,17 @@ public sealed class FineTunedModel : IDisposable
     /// <c>PredictedLabel</c>, <c>Score</c>), ready for <c>mlContext.Model.Save</c>.
     /// </summary>
     /// <param name="mlContext">The ML.NET context.</param>
-    /// <param name="graphPath">Where to write the fine-tuned backbone graph the chain reads (the saved <c>.zip</c> embeds it).</param>
     /// <param name="sampleImage">Any readable image, used to give the chain its schema.</param>
-    public TransformerChain<ITransformer> ToMLNet(MLContext mlContext, string graphPath, string sampleImage)
+    /// <param name="scratchFolder">Where the graph is written while the chain is assembled (deleted before returning); null means the system's temporary folder.</param>
+    /// <remarks>The chain holds the graph (ML.NET keeps a temporary copy until the chain is disposed); nothing else is left on disk.</remarks>
+    public ITransformer ToMLNet(MLContext mlContext, string sampleImage, string? scratchFolder = null)
     {
         ArgumentNullException.ThrowIfNull(mlContext);
-        ArgumentNullException.ThrowIfNull(graphPath);
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(graphPath))!);
-        SaveOnnx(graphPath, includeHead: false);
         var (weights, biases) = HeadParameters();
         var rows = Enumerable.Range(0, ClassNames.Count).Select(k => weights.AsSpan(k * FeatureCount, FeatureCount).ToArray()).ToArray();
         var head = new LinearHead(rows, biases, ClassNames).ToMLNet(mlContext, ImagePipeline.FeaturesColumn);
-        return TransferData.Compose(mlContext, ImageSize, graphPath, head, sampleImage);
+        var graph = ToOnnx(includeHead: false);
+        return TransferData.ComposeInMemory(mlContext, ImageSize, graph.WriteTo, head, sampleImage, scratchFolder: scratchFolder);
     }
 
     /// <inheritdoc />

@@ -67,9 +67,7 @@ public sealed class FineTuningEstimator : IEstimator<TransferModel>
         using var model = new FineTuningTrainer(_options).Fit(train, validation);
         var trainingTime = clock.Elapsed;
 
-        string folder = _options.GraphDirectory ?? Path.Combine(Path.GetTempPath(), "mltransfer", "fine-tuned");
-        string graphPath = Path.Combine(folder, $"fine-tuned-{(_options.Backbone ?? Backbone.ResNet18()).Name}-{_options.ImageSize}px-{Guid.NewGuid():N}.onnx");
-        var chain = model.ToMLNet(_mlContext, graphPath, train[0].ImagePath);
+        var chain = model.ToMLNet(_mlContext, train[0].ImagePath, _options.GraphDirectory);
         if (_options.OnnxExportPath is { } onnxPath)
             model.SaveOnnx(onnxPath);
 
@@ -93,7 +91,7 @@ public sealed class FineTuningEstimator : IEstimator<TransferModel>
             Validation = report,
             ValidationPredictions = predictions,
             History = model.History
-                .Select(m => new EpochMetrics(m.Epoch - 1, m.TrainLoss, m.TrainAccuracy, m.ValidationLoss ?? double.NaN, m.ValidationAccuracy ?? double.NaN, m.LearningRate))
+                .Select(m => new EpochMetrics(m.Epoch - 1, m.TrainLoss, m.TrainAccuracy, m.ValidationLoss ?? double.NaN, m.ValidationScore ?? double.NaN, m.LearningRate))
                 .ToList(),
             TrainingTime = trainingTime,
         });

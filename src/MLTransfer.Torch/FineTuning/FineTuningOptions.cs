@@ -1,3 +1,5 @@
+using MLTransfer.Torch.Training;
+
 namespace MLTransfer.Torch.FineTuning;
 
 /// <summary>
@@ -23,8 +25,8 @@ public sealed class FineTuningOptions
     /// </summary>
     public int ImageSize { get; set; } = 224;
 
-    /// <summary>The optimiser. The default value is <see cref="FineTuningOptimizer.AdamW"/>.</summary>
-    public FineTuningOptimizer Optimizer { get; set; } = FineTuningOptimizer.AdamW;
+    /// <summary>The optimiser. The default value is <see cref="OptimizerKind.AdamW"/>.</summary>
+    public OptimizerKind Optimizer { get; set; } = OptimizerKind.AdamW;
 
     /// <summary>
     /// The peak learning rate of the head; backbone layers get smaller ones (see <see cref="LayerLearningRateDecay"/>).
@@ -61,8 +63,9 @@ public sealed class FineTuningOptions
     public BatchNormMode BatchNormMode { get; set; } = BatchNormMode.Train;
 
     /// <summary>
-    /// The smallest share of the image area a random resized crop keeps (aspect ratio drawn in [3/4, 4/3]); 1
-    /// disables cropping. Augmentations are re-drawn for every image in every epoch. The default value is 0.5.
+    /// The smallest share of the original picture's area a random resized crop keeps (aspect ratio drawn in [3/4, 4/3]);
+    /// 1 disables cropping (the exported model's centre crop is used). Augmentations are re-drawn for every image in every
+    /// epoch, from the original file. The default value is 0.5.
     /// </summary>
     public double RandomResizedCropMinScale { get; set; } = 0.5;
 
@@ -91,8 +94,9 @@ public sealed class FineTuningOptions
     public IReadOnlyList<Data.ImageExample>? Validation { get; set; }
 
     /// <summary>
-    /// The folder where the fine-tuned backbone graph read by the exported ML.NET chain is written (the <c>.zip</c>
-    /// embeds it when saved); null means <c>$TMPDIR/mltransfer/fine-tuned</c>. The default value is null.
+    /// The folder in which the fine-tuned backbone graph is written while the ML.NET chain is assembled; the file is
+    /// deleted before <c>Fit</c> returns (the chain holds the graph, the saved <c>.zip</c> embeds it). Null means the
+    /// system's temporary folder. The default value is null.
     /// </summary>
     public string? GraphDirectory { get; set; }
 
@@ -127,19 +131,51 @@ public sealed class FineTuningOptions
 
     /// <summary>
     /// The fast option for CPUs: freeze all but the top <see cref="TopBlocks"/> blocks, compute the frozen blocks'
-    /// outputs once for every image and train only the top on those cached outputs. Augmentation is then limited to
-    /// none, since the cache holds the un-augmented images. The default value is false.
+    /// outputs once per image (and per augmented view, see <see cref="TopBlockViews"/>) into an on-disk cache and train
+    /// only the top on those cached outputs. The default value is false.
     /// </summary>
     public bool TrainTopBlocksOnly { get; set; }
 
     /// <summary>How many top blocks train when <see cref="TrainTopBlocksOnly"/> is set. The default value is 2.</summary>
     public int TopBlocks { get; set; } = 2;
 
+    /// <summary>
+    /// With <see cref="TrainTopBlocksOnly"/>: how many views of each training image are cached, the exact image and
+    /// K − 1 augmented ones (crop, flip, jitter as set above, drawn once per view); every epoch each image is trained on one
+    /// of its views, drawn at random. 1 trains on the exact images only (no augmentation). The default value is 1.
+    /// </summary>
+    public int TopBlockViews { get; set; } = 1;
+
+    /// <summary>
+    /// The bottleneck-cache folder under whose <c>blocks</c> sub-folder the lower-block outputs of top-blocks training are
+    /// kept (keyed by the image's content, backbone, size, cut and view, so later runs reuse them); null means
+    /// <see cref="IO.CacheLocation.Default"/>. The default value is null.
+    /// </summary>
+    public string? CacheDirectory { get; set; }
+
+    /// <summary>The size bound of the lower-block cache folder (least recently used entries are evicted beyond it). The default value is 10 GiB.</summary>
+    public long BlockCacheMaxBytes { get; set; } = 10L << 30;
+
+    /// <summary>
+    /// Whether cached lower-block outputs are stored as 16-bit floats (half the disk space and reading time; measured to
+    /// leave accuracy unchanged, see docs/fine-tuning.md). The default value is true.
+    /// </summary>
+    public bool HalfPrecisionBlockCache { get; set; } = true;
+
     /// <summary>Threads libtorch uses; null uses <see cref="Environment.ProcessorCount"/>. The default value is null.</summary>
     public int? Threads { get; set; }
 
+    /// <summary>Threads that read, decode and augment images while libtorch trains; null means half the cores (at least one). The default value is null.</summary>
+    public int? DataThreads { get; set; }
+
     /// <summary>Called after every epoch with its metrics (loss, accuracy, images/s, ETA). The default value is null.</summary>
-    public Action<FineTuningEpochMetrics>? MetricsCallback { get; set; }
+    public Action<TrainingEpochMetrics>? MetricsCallback { get; set; }
+
+    /// <summary>Receives progress inside each epoch (step, images/s, ETA) about once a second. The default value is null.</summary>
+    public IProgress<TrainingProgress>? Progress { get; set; }
+
+    /// <summary>Receives progress of the pass that caches lower-block outputs in top-blocks mode. The default value is null.</summary>
+    public IProgress<Featurization.FeaturizationProgress>? CachingProgress { get; set; }
 
     /// <summary>Throws when an option is out of range.</summary>
     internal void Validate()
@@ -147,7 +183,8 @@ public sealed class FineTuningOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(Epochs, 1, nameof(Epochs));
         ArgumentOutOfRangeException.ThrowIfLessThan(BatchSize, 1, nameof(BatchSize));
         ArgumentOutOfRangeException.ThrowIfLessThan(ImageSize, 32, nameof(ImageSize));
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(LearningRate, nameof(LearningRate));
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate))
+            throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "must be a positive number.");
         ArgumentOutOfRangeException.ThrowIfNegative(WeightDecay, nameof(WeightDecay));
         ArgumentOutOfRangeException.ThrowIfNegative(WarmupEpochs, nameof(WarmupEpochs));
         ArgumentOutOfRangeException.ThrowIfNegative(UnfreezeAfterEpochs, nameof(UnfreezeAfterEpochs));
@@ -178,6 +215,10 @@ public sealed class FineTuningOptions
 
         ArgumentOutOfRangeException.ThrowIfNegative(EarlyStoppingPatience, nameof(EarlyStoppingPatience));
         ArgumentOutOfRangeException.ThrowIfLessThan(TopBlocks, 1, nameof(TopBlocks));
+        ArgumentOutOfRangeException.ThrowIfLessThan(TopBlockViews, 1, nameof(TopBlockViews));
+        ArgumentOutOfRangeException.ThrowIfLessThan(BlockCacheMaxBytes, 1, nameof(BlockCacheMaxBytes));
+        if (DataThreads is < 1)
+            throw new ArgumentOutOfRangeException(nameof(DataThreads), DataThreads, "must be at least 1.");
         if (Resume && CheckpointDirectory is null)
         {
             throw new ArgumentException("Resume needs a CheckpointDirectory.", nameof(Resume));

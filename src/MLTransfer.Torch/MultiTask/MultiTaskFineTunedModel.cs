@@ -4,6 +4,7 @@ using Microsoft.ML.Data;
 using MLTransfer.Export;
 using MLTransfer.Techniques;
 using MLTransfer.Techniques.MultiTask;
+using MLTransfer.Torch.Training;
 using Onnx;
 
 namespace MLTransfer.Torch.MultiTask;
@@ -14,7 +15,7 @@ namespace MLTransfer.Torch.MultiTask;
 /// </summary>
 public sealed class MultiTaskFineTunedModel
 {
-    internal MultiTaskFineTunedModel(ModelProto backbone, IReadOnlyList<TaskHead> heads, int imageSize, IReadOnlyList<MultiTaskEpochMetrics> history)
+    internal MultiTaskFineTunedModel(ModelProto backbone, IReadOnlyList<TaskHead> heads, int imageSize, IReadOnlyList<TrainingEpochMetrics> history)
     {
         Backbone = backbone;
         Heads = heads;
@@ -32,7 +33,7 @@ public sealed class MultiTaskFineTunedModel
     public int ImageSize { get; }
 
     /// <summary>Metrics of every epoch run.</summary>
-    public IReadOnlyList<MultiTaskEpochMetrics> History { get; }
+    public IReadOnlyList<TrainingEpochMetrics> History { get; }
 
     /// <summary>
     /// A standalone ONNX model with one output per task: <c>Score_T</c> (softmax probabilities, [N,K]) for classification,
@@ -50,12 +51,11 @@ public sealed class MultiTaskFineTunedModel
     /// regression scorer (<c>Score_T</c>).
     /// </summary>
     /// <param name="mlContext">The ML.NET context.</param>
-    /// <param name="graphPath">Where to write the fine-tuned backbone graph (the saved <c>.zip</c> embeds it).</param>
     /// <param name="sampleImage">Any readable image, used to give the chain its schema.</param>
-    public TransformerChain<ITransformer> ToMLNet(MLContext mlContext, string graphPath, string sampleImage)
+    /// <param name="scratchFolder">Where the graph is written while the chain is assembled (deleted before returning); null means the system's temporary folder.</param>
+    public ITransformer ToMLNet(MLContext mlContext, string sampleImage, string? scratchFolder = null)
     {
         ArgumentNullException.ThrowIfNull(mlContext);
-        AtomicFile.Write(graphPath, s => Backbone.WriteTo(s));
-        return TransferData.Compose(mlContext, ImageSize, graphPath, TaskHead.Chain(mlContext, Heads), sampleImage);
+        return TransferData.ComposeInMemory(mlContext, ImageSize, Backbone.WriteTo, TaskHead.Chain(mlContext, Heads), sampleImage, scratchFolder: scratchFolder);
     }
 }

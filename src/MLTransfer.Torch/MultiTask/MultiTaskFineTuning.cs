@@ -59,12 +59,10 @@ public sealed class MultiTaskFineTuningEstimator : IEstimator<TransferModel>
             : MultiTaskData.Split(usable, _options.ValidationFraction, _options.Seed);
         var clock = Stopwatch.StartNew();
         var model = new MultiTaskFineTuningTrainer(_options).Fit(tasks, train, validation);
-        var folder = _options.GraphDirectory ?? Path.Combine(Path.GetTempPath(), "mltransfer", "fine-tuned");
-        var graphPath = Path.Combine(folder, $"multi-task-{(_options.Backbone ?? Backbones.Backbone.ResNet18()).Name}-{_options.ImageSize}px-{Guid.NewGuid():N}.onnx");
-        var chain = model.ToMLNet(_mlContext, graphPath, train[0].ImagePath);
+        var chain = model.ToMLNet(_mlContext, train[0].ImagePath, _options.GraphDirectory);
         if (_options.OnnxPath is { } onnxPath)
             model.SaveOnnx(onnxPath);
-        var reports = model.History.LastOrDefault(h => h.IsBest)?.Validation
+        var reports = model.History.LastOrDefault(h => h.IsBest && h.TaskValidation.Count > 0)?.TaskValidation
             ?? tasks.ToDictionary(t => t.Name, t => new TaskReport { Task = t.Name, Kind = t.Kind });
         return new TransferModel(chain, new TrainingReport
         {
@@ -73,7 +71,7 @@ public sealed class MultiTaskFineTuningEstimator : IEstimator<TransferModel>
             ValidationCount = validation.Count,
             Rejected = rejected,
             Tasks = reports,
-            History = model.History.Select(h => new EpochMetrics(h.Epoch - 1, h.TrainLoss, double.NaN, double.NaN, h.MeanValidationScore, double.NaN)).ToList(),
+            History = model.History.Select(h => new EpochMetrics(h.Epoch - 1, h.TrainLoss, double.NaN, double.NaN, h.ValidationScore ?? double.NaN, h.LearningRate)).ToList(),
             TrainingTime = clock.Elapsed,
         });
     }
@@ -82,6 +80,6 @@ public sealed class MultiTaskFineTuningEstimator : IEstimator<TransferModel>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema) =>
         new MLTransfer.Techniques.MultiTask.MultiTask(new MultiTaskOptions
         {
-            Tasks = _options.Tasks, Kinds = _options.Kinds, Backbone = _options.Backbone, Engine = { ImageSize = _options.ImageSize, GraphDirectory = _options.GraphDirectory },
+            Tasks = _options.Tasks, Kinds = _options.Kinds, Backbone = _options.Backbone, Engine = { ImageSize = _options.ImageSize },
         }).CreateEstimator(_mlContext).GetOutputSchema(inputSchema);
 }

@@ -1,5 +1,5 @@
 using MLTransfer.Data;
-using MLTransfer.Torch.FineTuning;
+using MLTransfer.Torch.Training;
 
 namespace MLTransfer.Torch.MultiTask;
 
@@ -16,6 +16,14 @@ public enum LossWeighting
     /// ½·e^(−s)·L + ½·s, a classification loss e^(−s)·L + ½·s.
     /// </summary>
     Uncertainty,
+    /// <summary>
+    /// GradNorm (Chen, Badrinarayanan, Lee and Rabinovich 2018, "GradNorm: Gradient Normalization for Adaptive Loss
+    /// Balancing in Deep Multitask Networks"): learnt weights w_t of the sum Σ w_t·L_t, trained so that each task's
+    /// gradient norm on the last shared layer, G_t = ‖∇_W w_t·L_t‖, moves towards mean(G)·r_t^α, where r_t is the task's
+    /// loss ratio L_t/L_t(0) relative to the mean ratio (<see cref="MultiTaskFineTuningOptions.GradNormAlpha"/>); the
+    /// weights are renormalised to sum to the number of tasks after every step. Applies once the backbone trains.
+    /// </summary>
+    GradNorm,
 }
 
 /// <summary>How the tasks' gradients on the shared backbone are combined.</summary>
@@ -76,11 +84,15 @@ public sealed class MultiTaskFineTuningOptions
     /// <summary>Gradient balancing on the shared backbone. The default value is <see cref="GradientBalancing.None"/>.</summary>
     public GradientBalancing Balancing { get; set; } = GradientBalancing.None;
 
+    /// <summary>GradNorm's asymmetry α: how strongly tasks that train slower get larger gradients. The default value is 1.5.</summary>
+    public double GradNormAlpha { get; set; } = 1.5;
+
     /// <summary>
-    /// Keep the backbone's BatchNorm running statistics while fine-tuning (BatchNorm scales and biases still train), so the
-    /// features the heads see in training match the exported model's; steadier with small batches and few images. The default value is true.
+    /// What the backbone's BatchNorm layers do while it trains; <see cref="BatchNormMode.Frozen"/> keeps the pretrained
+    /// statistics (scales and biases still train), so the features the heads see in training match the exported model's;
+    /// steadier with small batches and few images. The default value is <see cref="BatchNormMode.Frozen"/>.
     /// </summary>
-    public bool FreezeBatchNormStatistics { get; set; } = true;
+    public BatchNormMode BatchNorm { get; set; } = BatchNormMode.Frozen;
 
     /// <summary>Random horizontal flips of training images. The default value is true.</summary>
     public bool HorizontalFlip { get; set; } = true;
@@ -106,14 +118,26 @@ public sealed class MultiTaskFineTuningOptions
     /// <summary>libtorch threads; null means one per core. The default value is null.</summary>
     public int? Threads { get; set; }
 
-    /// <summary>Folder for the fine-tuned ONNX graph the exported chain reads; null means <c>$TMPDIR/mltransfer/fine-tuned</c>. The default value is null.</summary>
+    /// <summary>Threads that read, decode and augment images while libtorch trains; null means half the cores (at least one). The default value is null.</summary>
+    public int? DataThreads { get; set; }
+
+    /// <summary>A folder where a checkpoint is written (atomically) after every epoch; null writes none. The default value is null.</summary>
+    public string? CheckpointDirectory { get; set; }
+
+    /// <summary>Continue from the checkpoint in <see cref="CheckpointDirectory"/> when there is one; the result equals an uninterrupted run. The default value is false.</summary>
+    public bool Resume { get; set; }
+
+    /// <summary>Where the fine-tuned ONNX graph is written while the exported chain is assembled (deleted before <c>Fit</c> returns); null means the system's temporary folder. The default value is null.</summary>
     public string? GraphDirectory { get; set; }
 
     /// <summary>Also write a standalone ONNX model here, with one output <c>Score_T</c> per task. The default value is null (no ONNX file).</summary>
     public string? OnnxPath { get; set; }
 
-    /// <summary>Receives per-task metrics after every epoch. The default value is null.</summary>
-    public Action<MultiTaskEpochMetrics>? MetricsCallback { get; set; }
+    /// <summary>Receives the metrics of every epoch, per-task ones included. The default value is null.</summary>
+    public Action<TrainingEpochMetrics>? MetricsCallback { get; set; }
+
+    /// <summary>Receives progress inside each epoch (step, images/s, ETA) about once a second. The default value is null.</summary>
+    public IProgress<TrainingProgress>? Progress { get; set; }
 
     internal void Validate()
     {
@@ -124,20 +148,13 @@ public sealed class MultiTaskFineTuningOptions
             throw new ArgumentOutOfRangeException(nameof(ValidationFraction), ValidationFraction, "The validation fraction must be in [0, 1).");
         if (RandomResizedCropMinScale is <= 0 or > 1)
             throw new ArgumentOutOfRangeException(nameof(RandomResizedCropMinScale), RandomResizedCropMinScale, "Must be in (0, 1].");
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate))
+            throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "must be a positive number.");
+        if (!(GradNormAlpha >= 0))
+            throw new ArgumentOutOfRangeException(nameof(GradNormAlpha), GradNormAlpha, "must not be negative.");
+        if (DataThreads is < 1)
+            throw new ArgumentOutOfRangeException(nameof(DataThreads), DataThreads, "must be at least 1.");
+        if (Resume && CheckpointDirectory is null)
+            throw new ArgumentException("Resume needs a CheckpointDirectory.", nameof(Resume));
     }
 }
-
-/// <summary>Metrics of one epoch of multi-task fine-tuning.</summary>
-/// <param name="Epoch">1-based epoch.</param>
-/// <param name="Epochs">Epochs planned.</param>
-/// <param name="Phase">Heads only or the whole network.</param>
-/// <param name="TrainLoss">Mean combined (weighted) training loss.</param>
-/// <param name="TaskTrainLosses">Mean unweighted training loss per task (cross-entropy, or MSE on standardised targets).</param>
-/// <param name="TaskWeights">Effective weight of each task at the end of the epoch (e^(−s) for uncertainty weighting).</param>
-/// <param name="Validation">Per-task validation metrics; empty without a validation set.</param>
-/// <param name="MeanValidationScore">Mean over tasks of <see cref="Evaluation.TaskReport.Score"/>; NaN without a validation set.</param>
-/// <param name="IsBest">Whether this epoch is the best so far (its weights are kept).</param>
-/// <param name="Elapsed">Time since training started.</param>
-public sealed record MultiTaskEpochMetrics(int Epoch, int Epochs, FineTuningPhase Phase, double TrainLoss,
-    IReadOnlyDictionary<string, double> TaskTrainLosses, IReadOnlyDictionary<string, double> TaskWeights,
-    IReadOnlyDictionary<string, Evaluation.TaskReport> Validation, double MeanValidationScore, bool IsBest, TimeSpan Elapsed);

@@ -19,11 +19,17 @@ internal sealed class MultiTaskNetwork : nn.Module<Tensor, Tensor>
         backbone.SetTrainable(isFixed, false);
         Heads = tasks.Select(t => nn.Linear(featureCount, t.Kind == TaskKind.Classification ? t.Classes.Count : 1)).ToArray();
         LogVariances = new Parameter(zeros(tasks.Count));
+        LossWeights = new Parameter(ones(tasks.Count));
+        InitialLosses = tensor(Enumerable.Repeat(float.NaN, tasks.Count).ToArray());
         register_module("backbone", Backbone);
         for (var t = 0; t < Heads.Count; t++)
             register_module($"head{t}", Heads[t]);
         register_parameter("log_variances", LogVariances);
+        register_parameter("loss_weights", LossWeights);
+        register_buffer("initial_losses", InitialLosses);
         FixedNames = new HashSet<string>(backbone.TrainableParameters.Keys.Where(isFixed), StringComparer.Ordinal);
+        var lastConvolution = backbone.Nodes.Last(n => n.OpType == "Conv" && n.Inputs.Count > 1 && backbone.TrainableParameters.ContainsKey(n.Inputs[1]) && !isFixed(n.Inputs[1]));
+        LastSharedWeight = backbone.TrainableParameters[lastConvolution.Inputs[1]];
     }
 
     public OnnxGraphModule Backbone { get; }
@@ -32,6 +38,15 @@ internal sealed class MultiTaskNetwork : nn.Module<Tensor, Tensor>
 
     /// <summary>s_t = log σ_t² of uncertainty weighting (Kendall et al. 2018).</summary>
     public Parameter LogVariances { get; }
+
+    /// <summary>GradNorm's learnt task weights w_t (Chen et al. 2018), all 1 at the start.</summary>
+    public Parameter LossWeights { get; }
+
+    /// <summary>GradNorm's L_t(0): each task's loss at its first GradNorm step (NaN until then).</summary>
+    public Tensor InitialLosses { get; }
+
+    /// <summary>The weight of the backbone's last convolution: the "last shared layer" whose gradient norms GradNorm balances.</summary>
+    public Parameter LastSharedWeight { get; }
 
     /// <summary>Backbone parameters that never train (the pixel normalisation folded into the graph).</summary>
     public IReadOnlySet<string> FixedNames { get; }
@@ -65,15 +80,7 @@ internal sealed class MultiTaskNetwork : nn.Module<Tensor, Tensor>
             yield return ($"head{t}:bias", Heads[t].bias!);
         }
         yield return ("log_variances", LogVariances);
-    }
-
-    public Dictionary<string, Tensor> Snapshot() =>
-        StateTensors().ToDictionary(p => p.Name, p => p.Tensor.detach().clone().DetachFromDisposeScope(), StringComparer.Ordinal);
-
-    public void Restore(IReadOnlyDictionary<string, Tensor> values)
-    {
-        using var noGrad = no_grad();
-        foreach (var (name, tensor) in StateTensors())
-            tensor.copy_(values[name]);
+        yield return ("loss_weights", LossWeights);
+        yield return ("initial_losses", InitialLosses);
     }
 }

@@ -1,3 +1,4 @@
+using MLTransfer.Torch.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -31,7 +32,7 @@ internal static class OnnxOperators
             "BatchNormalization" => [BatchNorm(node, x, e)],
             "Relu" => [F.relu(x[0]!)],
             "Sigmoid" => [x[0]!.sigmoid()],
-            "Add" => [x[0]! + x[1]!],
+            "Add" => [x[0]!.Plus(x[1]!)],
             "Sub" => [x[0]! - x[1]!],
             "Mul" => [x[0]! * x[1]!],
             "Div" => [x[0]! / x[1]!],
@@ -141,11 +142,13 @@ internal static class OnnxOperators
     {
         if (e.Opset < 11)
         {
-            return x[0]!.clamp(node.Float("min", float.MinValue), node.Float("max", float.MaxValue));
+            using var low = node.Float("min", float.MinValue).ToScalar();
+            using var high = node.Float("max", float.MaxValue).ToScalar();
+            return x[0]!.clamp(low, high);
         }
 
-        Scalar? min = x.Length > 1 && x[1] is not null ? x[1]!.item<float>() : null;
-        Scalar? max = x.Length > 2 && x[2] is not null ? x[2]!.item<float>() : null;
+        using var min = x.Length > 1 && x[1] is not null ? x[1]!.item<float>().ToScalar() : null;
+        using var max = x.Length > 2 && x[2] is not null ? x[2]!.item<float>().ToScalar() : null;
         return x[0]!.clamp(min, max);
     }
 
@@ -204,14 +207,14 @@ internal static class OnnxOperators
         using var a2 = transA ? a.t() : a.alias();
         using var b2 = transB ? b.t() : b.alias();
         using var product = a2.matmul(b2);
-        using var scaled = alpha == 1f ? product.alias() : product * alpha;
+        using var scaled = alpha == 1f ? product.alias() : product.Times(alpha);
         if (c is null)
         {
             return scaled.alias();
         }
 
-        using var c2 = beta == 1f ? c.alias() : c * beta;
-        return scaled + c2;
+        using var c2 = beta == 1f ? c.alias() : c.Times(beta);
+        return scaled.Plus(c2);
     }
 
     private static Tensor Flatten(OnnxNode node, Tensor input)

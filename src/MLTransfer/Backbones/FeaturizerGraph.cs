@@ -169,6 +169,18 @@ public static class FeaturizerGraph
             AtomicFile.WriteAllBytes(path, bytes);
             TrimFolder(folder, DefaultMaxFolderBytes, keep: path);
         }
+        else
+        {
+            // A reused graph counts as recent, so another run's TrimFolder does not delete it while this run uses it.
+            try
+            {
+                File.SetLastWriteTimeUtc(path, DateTime.UtcNow);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Recency is a hint for trimming only.
+            }
+        }
         return path;
     }
 

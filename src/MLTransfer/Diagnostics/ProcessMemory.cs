@@ -52,6 +52,46 @@ public static class ProcessMemory
         return double.TryParse(first, NumberStyles.Float, CultureInfo.InvariantCulture, out var load) ? load : null;
     }
 
+    /// <summary>
+    /// Runs a program to its end and measures its peak resident set size by sampling <c>VmHWM</c> of the child (Linux; the
+    /// child's <see cref="Process.PeakWorkingSet64"/> elsewhere) a few times a second; the child's output goes to <paramref name="output"/>.
+    /// </summary>
+    /// <param name="fileName">The program.</param>
+    /// <param name="arguments">Its arguments.</param>
+    /// <param name="output">Receives the child's standard output and error lines; may be null.</param>
+    /// <returns>The exit code, the peak resident set size in bytes and the wall time.</returns>
+    public static (int ExitCode, long PeakRssBytes, TimeSpan Wall) RunMeasured(string fileName, IEnumerable<string> arguments, Action<string>? output = null)
+    {
+        var start = new ProcessStartInfo(fileName) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var argument in arguments)
+            start.ArgumentList.Add(argument);
+        var clock = Stopwatch.StartNew();
+        using var process = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {fileName}.");
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) output?.Invoke(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output?.Invoke(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        long peak = 0;
+        var status = $"/proc/{process.Id}/status";
+        while (!process.WaitForExit(200))
+            peak = Math.Max(peak, ReadStatus("VmHWM:", status) ?? SafePeak(process));
+        process.WaitForExit();
+        return (process.ExitCode, peak, clock.Elapsed);
+    }
+
+    private static long SafePeak(Process process)
+    {
+        try
+        {
+            process.Refresh();
+            return process.PeakWorkingSet64;
+        }
+        catch (InvalidOperationException)
+        {
+            return 0;
+        }
+    }
+
     private static Process Refreshed(Process? process = null)
     {
         process ??= Process.GetCurrentProcess();
@@ -63,7 +103,16 @@ public static class ProcessMemory
     {
         if (!OperatingSystem.IsLinux() || !File.Exists(file))
             return null;
-        foreach (var line in File.ReadLines(file))
+        string[] lines;
+        try
+        {
+            lines = File.ReadAllLines(file);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null; // the process has just exited
+        }
+        foreach (var line in lines)
         {
             if (!line.StartsWith(key, StringComparison.Ordinal))
                 continue;

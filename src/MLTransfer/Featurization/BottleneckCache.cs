@@ -46,6 +46,7 @@ public sealed partial class BottleneckCache
 
     private const uint Magic = 0x4254_4C4D; // "MLTB" little-endian
     private const int FormatVersion = 1;
+    private const int HalfFormatVersion = 2;
     private const int HashLength = 32;
     private const int HeaderLength = 4 + 4 + HashLength + 4;
     private const int ChecksumLength = 16;
@@ -149,14 +150,64 @@ public sealed partial class BottleneckCache
         return true;
     }
 
+    /// <summary>
+    /// Looks features up and writes them into <paramref name="destination"/> without allocating a vector (for large
+    /// entries read many times, such as cached lower-block outputs of fine-tuning).
+    /// </summary>
+    /// <param name="context">A <see cref="ContextKey"/>.</param>
+    /// <param name="contentHash">A <see cref="ContentHash"/> (32 bytes).</param>
+    /// <param name="destination">Receives the vector; its length is the expected vector length.</param>
+    /// <returns>True on a hit.</returns>
+    public bool TryRead(string context, ReadOnlySpan<byte> contentHash, Span<float> destination)
+    {
+        var path = EntryPath(context, contentHash);
+        byte[]? rented = null;
+        try
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.SequentialScan);
+            var length = checked((int)file.Length);
+            rented = System.Buffers.ArrayPool<byte>.Shared.Rent(length);
+            file.ReadExactly(rented, 0, length);
+            if (!DecodeInto(rented.AsSpan(0, length), contentHash, destination))
+            {
+                Interlocked.Increment(ref _corrupt);
+                Interlocked.Increment(ref _misses);
+                file.Dispose();
+                TryDelete(path);
+                return false;
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Interlocked.Increment(ref _misses);
+            return false;
+        }
+        finally
+        {
+            if (rented is not null)
+                System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+        }
+        Interlocked.Increment(ref _hits);
+        Touch(path);
+        return true;
+    }
+
+    /// <summary>Whether an entry exists (it is not read, so it may still turn out damaged).</summary>
+    /// <param name="context">A <see cref="ContextKey"/>.</param>
+    /// <param name="contentHash">A <see cref="ContentHash"/> (32 bytes).</param>
+    public bool Contains(string context, ReadOnlySpan<byte> contentHash) => File.Exists(EntryPath(context, contentHash));
+
     /// <summary>Stores features atomically (temporary file, then rename), then evicts old entries if the cache is over its limit.</summary>
     /// <param name="context">A <see cref="ContextKey"/>.</param>
     /// <param name="contentHash">A <see cref="ContentHash"/> (32 bytes).</param>
     /// <param name="features">The vector.</param>
+    /// <param name="halfPrecision">Store the values as 16-bit floats (half the disk space and reading time, about three
+    /// significant digits; a vector with a value beyond ±65,504 is stored at full precision); <see cref="TryGet"/> widens
+    /// them back. The default value is false.</param>
     /// <exception cref="IOException">The entry could not be written (the cache is left without it).</exception>
-    public void Put(string context, ReadOnlySpan<byte> contentHash, ReadOnlySpan<float> features)
+    public void Put(string context, ReadOnlySpan<byte> contentHash, ReadOnlySpan<float> features, bool halfPrecision = false)
     {
-        var bytes = Encode(contentHash, features);
+        var bytes = Encode(contentHash, features, halfPrecision);
         var path = EntryPath(context, contentHash);
         var folder = Path.GetDirectoryName(path)!;
         System.IO.Directory.CreateDirectory(folder);
@@ -266,17 +317,22 @@ public sealed partial class BottleneckCache
         return Path.Combine(Directory, context, hex[..2], hex + ".bin");
     }
 
-    private static byte[] Encode(ReadOnlySpan<byte> contentHash, ReadOnlySpan<float> features)
+    private static byte[] Encode(ReadOnlySpan<byte> contentHash, ReadOnlySpan<float> features, bool halfPrecision)
     {
-        var payload = HeaderLength + features.Length * sizeof(float);
+        halfPrecision = halfPrecision && FitsHalf(features);
+        var elementSize = halfPrecision ? 2 : sizeof(float);
+        var payload = HeaderLength + features.Length * elementSize;
         var bytes = new byte[payload + ChecksumLength];
         var span = bytes.AsSpan();
         BinaryPrimitives.WriteUInt32LittleEndian(span, Magic);
-        BinaryPrimitives.WriteInt32LittleEndian(span[4..], FormatVersion);
+        BinaryPrimitives.WriteInt32LittleEndian(span[4..], halfPrecision ? HalfFormatVersion : FormatVersion);
         contentHash.CopyTo(span[8..]);
         BinaryPrimitives.WriteInt32LittleEndian(span[(8 + HashLength)..], features.Length);
         var body = span[HeaderLength..payload];
-        if (BitConverter.IsLittleEndian)
+        if (halfPrecision)
+            for (var i = 0; i < features.Length; i++)
+                BinaryPrimitives.WriteHalfLittleEndian(body[(i * 2)..], (Half)features[i]);
+        else if (BitConverter.IsLittleEndian)
             MemoryMarshal.AsBytes(features).CopyTo(body);
         else
             for (var i = 0; i < features.Length; i++)
@@ -285,28 +341,49 @@ public sealed partial class BottleneckCache
         return bytes;
     }
 
+    private static bool FitsHalf(ReadOnlySpan<float> values)
+    {
+        foreach (var v in values)
+            if (!(Math.Abs(v) <= (float)Half.MaxValue))
+                return false;
+        return true;
+    }
+
     private static float[]? Decode(ReadOnlySpan<byte> bytes, ReadOnlySpan<byte> contentHash, int featureSize)
     {
-        var payload = HeaderLength + featureSize * sizeof(float);
+        var features = new float[featureSize];
+        return DecodeInto(bytes, contentHash, features) ? features : null;
+    }
+
+    private static bool DecodeInto(ReadOnlySpan<byte> bytes, ReadOnlySpan<byte> contentHash, Span<float> features)
+    {
+        var featureSize = features.Length;
+        if (bytes.Length < HeaderLength)
+            return false;
+        var version = BinaryPrimitives.ReadInt32LittleEndian(bytes[4..]);
+        var halfPrecision = version == HalfFormatVersion;
+        var payload = HeaderLength + featureSize * (halfPrecision ? 2 : sizeof(float));
         if (bytes.Length != payload + ChecksumLength)
-            return null;
+            return false;
         if (BinaryPrimitives.ReadUInt32LittleEndian(bytes) != Magic
-            || BinaryPrimitives.ReadInt32LittleEndian(bytes[4..]) != FormatVersion
+            || version is not (FormatVersion or HalfFormatVersion)
             || !bytes.Slice(8, HashLength).SequenceEqual(contentHash)
             || BinaryPrimitives.ReadInt32LittleEndian(bytes[(8 + HashLength)..]) != featureSize)
-            return null;
+            return false;
         Span<byte> checksum = stackalloc byte[HashLength];
         SHA256.HashData(bytes[..payload], checksum);
         if (!checksum[..ChecksumLength].SequenceEqual(bytes[payload..]))
-            return null;
-        var features = new float[featureSize];
+            return false;
         var body = bytes[HeaderLength..payload];
-        if (BitConverter.IsLittleEndian)
-            body.CopyTo(MemoryMarshal.AsBytes(features.AsSpan()));
+        if (halfPrecision)
+            for (var i = 0; i < featureSize; i++)
+                features[i] = (float)BinaryPrimitives.ReadHalfLittleEndian(body[(i * 2)..]);
+        else if (BitConverter.IsLittleEndian)
+            body.CopyTo(MemoryMarshal.AsBytes(features));
         else
             for (var i = 0; i < featureSize; i++)
                 features[i] = BinaryPrimitives.ReadSingleLittleEndian(body[(i * 4)..]);
-        return features;
+        return true;
     }
 
     private void AddBytes(long bytes)

@@ -31,8 +31,39 @@ public static class ImagePreprocessor
     public static string? TryLoadPixels(ReadOnlySpan<byte> encoded, int imageSize, Span<float> destination, long maxPixels = ImageFileCheck.DefaultMaxPixels) =>
         TryLoadPixels(encoded, imageSize, destination, maxPixels, allowFastResize: true);
 
+    /// <summary>
+    /// Decodes an encoded image and draws the whole of it at a chosen place on the square canvas (scaled, possibly
+    /// stretched, the parts outside the canvas cut off), with the same Mitchell filter as ML.NET's <c>ResizeImages</c>;
+    /// for example a random crop of the original picture for augmentation. The placement that
+    /// <see cref="CentrePlacement"/> gives reproduces the pixels of <see cref="TryLoadPixels(ReadOnlySpan{byte}, int, Span{float}, long)"/>
+    /// except for images already at the canvas size, which that method copies unchanged.
+    /// </summary>
+    /// <param name="encoded">The bytes of the image file.</param>
+    /// <param name="imageSize">Square output size in pixels.</param>
+    /// <param name="destination">Receives <see cref="PixelCount"/> floats: the R plane, then G, then B.</param>
+    /// <param name="placement">Given the decoded width and height, where the image is drawn; it must cover the whole canvas.</param>
+    /// <param name="maxPixels">Largest accepted width × height. The default value is <see cref="ImageFileCheck.DefaultMaxPixels"/>.</param>
+    /// <returns>Null on success, otherwise a one-line reason the image could not be used.</returns>
+    public static string? TryLoadPixels(ReadOnlySpan<byte> encoded, int imageSize, Span<float> destination, Func<int, int, ImagePlacement> placement,
+        long maxPixels = ImageFileCheck.DefaultMaxPixels)
+    {
+        ArgumentNullException.ThrowIfNull(placement);
+        return TryLoadPixels(encoded, imageSize, destination, maxPixels, allowFastResize: true, placement);
+    }
+
+    /// <summary>Where ML.NET's <c>ResizeImages(IsoCrop, Center)</c> draws an image of the given size on a square canvas.</summary>
+    /// <param name="width">The image's width.</param>
+    /// <param name="height">The image's height.</param>
+    /// <param name="imageSize">The canvas side.</param>
+    public static ImagePlacement CentrePlacement(int width, int height, int imageSize)
+    {
+        var r = CentreCropRectangle(width, height, imageSize);
+        return new ImagePlacement(r.Left, r.Top, r.Right, r.Bottom);
+    }
+
     // allowFastResize: false always draws with SkiaSharp (tests compare the two).
-    internal static string? TryLoadPixels(ReadOnlySpan<byte> encoded, int imageSize, Span<float> destination, long maxPixels, bool allowFastResize)
+    internal static string? TryLoadPixels(ReadOnlySpan<byte> encoded, int imageSize, Span<float> destination, long maxPixels, bool allowFastResize,
+        Func<int, int, ImagePlacement>? placement = null)
     {
         CheckDestination(imageSize, destination);
         if (encoded.IsEmpty)
@@ -41,7 +72,7 @@ public static class ImagePreprocessor
         if (decoded is null)
             return problem;
         using (decoded)
-            return FromBitmap(decoded, imageSize, destination, allowFastResize);
+            return FromBitmap(decoded, imageSize, destination, allowFastResize, placement);
     }
 
     /// <summary>
@@ -78,8 +109,10 @@ public static class ImagePreprocessor
             throw new ArgumentException($"The destination holds {destination.Length} floats; {PixelCount(imageSize)} are needed.", nameof(destination));
     }
 
-    // The steps after decoding: any layout other than BGRA/RGBA to BGRA, then no resize at the target size, else the centre crop.
-    private static string? FromBitmap(SKBitmap decoded, int imageSize, Span<float> destination, bool allowFastResize)
+    // The steps after decoding: any layout other than BGRA/RGBA to BGRA, then no resize at the target size, else the centre crop
+    // (or the placement, when one is given).
+    private static string? FromBitmap(SKBitmap decoded, int imageSize, Span<float> destination, bool allowFastResize,
+        Func<int, int, ImagePlacement>? placement = null)
     {
         SKBitmap? converted = null;
         try
@@ -96,12 +129,13 @@ public static class ImagePreprocessor
                     return $"unsupported pixel layout ({source.ColorType})";
                 source = converted;
             }
-            if (source.Width == imageSize && source.Height == imageSize)
+            if (placement is null && source.Width == imageSize && source.Height == imageSize)
             {
                 ExtractPlanarRgb(source, imageSize, destination);
                 return null;
             }
-            var rectangle = CentreCropRectangle(source.Width, source.Height, imageSize);
+            var rectangle = placement is null ? CentreCropRectangle(source.Width, source.Height, imageSize)
+                : placement(source.Width, source.Height).ToRect(imageSize);
             if (allowFastResize && CubicResampler.IsExact && CubicResampler.TryResize(source, rectangle, imageSize, destination))
                 return null;
             return ResizeWithSkia(source, rectangle, imageSize, destination);
@@ -226,5 +260,40 @@ public static class ImagePreprocessor
                 b[offset + x] = row[p + blue];
             }
         }
+    }
+}
+
+/// <summary>
+/// Where a whole image is drawn on a square canvas, in canvas pixels (left, top, right, bottom edges); it may reach
+/// beyond the canvas, whose outside is cut off.
+/// </summary>
+/// <param name="Left">The left edge of the drawn image.</param>
+/// <param name="Top">The top edge.</param>
+/// <param name="Right">The right edge.</param>
+/// <param name="Bottom">The bottom edge.</param>
+public readonly record struct ImagePlacement(float Left, float Top, float Right, float Bottom)
+{
+    /// <summary>The placement that shows the region (<paramref name="x"/>, <paramref name="y"/>, <paramref name="width"/>, <paramref name="height"/>) of a source image, in its pixels, stretched over the whole canvas.</summary>
+    /// <param name="x">The region's left edge in source pixels.</param>
+    /// <param name="y">The region's top edge.</param>
+    /// <param name="width">The region's width.</param>
+    /// <param name="height">The region's height.</param>
+    /// <param name="sourceWidth">The image's width.</param>
+    /// <param name="sourceHeight">The image's height.</param>
+    /// <param name="imageSize">The canvas side.</param>
+    public static ImagePlacement OfRegion(double x, double y, double width, double height, int sourceWidth, int sourceHeight, int imageSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(height);
+        var scaleX = imageSize / width;
+        var scaleY = imageSize / height;
+        return new ImagePlacement((float)(-x * scaleX), (float)(-y * scaleY), (float)((sourceWidth - x) * scaleX), (float)((sourceHeight - y) * scaleY));
+    }
+
+    internal SKRect ToRect(int imageSize)
+    {
+        if (!(Left <= 0.001f && Top <= 0.001f && Right >= imageSize - 0.001f && Bottom >= imageSize - 0.001f))
+            throw new ArgumentException($"The image placed at ({Left}, {Top})–({Right}, {Bottom}) does not cover the {imageSize}-pixel canvas.");
+        return new SKRect(Math.Min(Left, 0), Math.Min(Top, 0), Math.Max(Right, imageSize), Math.Max(Bottom, imageSize));
     }
 }

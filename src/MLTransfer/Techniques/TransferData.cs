@@ -65,6 +65,35 @@ public static class TransferData
     }
 
     /// <summary>
+    /// Like <see cref="Compose(MLContext, int, string, ITransformer, string, string[])"/> for a graph that exists only in
+    /// memory (a trained network): the graph is written to a private temporary folder, the chain is built, saved to memory
+    /// and loaded back, and the folder is deleted, so that nothing the library wrote stays on disk. The returned chain is
+    /// ML.NET's own loaded model, which keeps a temporary copy of the graph until it is disposed.
+    /// </summary>
+    /// <param name="mlContext">The ML.NET context.</param>
+    /// <param name="imageSize">Square image size.</param>
+    /// <param name="writeGraph">Writes the ONNX graph (input <c>Pixels</c>) to a stream.</param>
+    /// <param name="head">Transformers that read the graph's outputs.</param>
+    /// <param name="sampleImage">Any readable image, used to fit the front.</param>
+    /// <param name="graphOutputs">Graph outputs to expose; null means <c>Features</c>.</param>
+    /// <param name="scratchFolder">Where the private temporary folder is made; null means the system's temporary folder.</param>
+    public static ITransformer ComposeInMemory(MLContext mlContext, int imageSize, Action<Stream> writeGraph, ITransformer head, string sampleImage,
+        string[]? graphOutputs = null, string? scratchFolder = null)
+    {
+        ArgumentNullException.ThrowIfNull(mlContext);
+        ArgumentNullException.ThrowIfNull(writeGraph);
+        using var scratch = IO.ScratchFolder.Create(scratchFolder);
+        var graphPath = scratch.File("graph.onnx");
+        using (var file = File.Create(graphPath))
+            writeGraph(file);
+        using var memory = new MemoryStream();
+        using (var chain = Compose(mlContext, imageSize, graphPath, head, sampleImage, graphOutputs))
+            mlContext.Model.Save(chain, ImagePipeline.SampleInput(mlContext, sampleImage).Schema, memory);
+        memory.Position = 0;
+        return mlContext.Model.Load(memory, out _);
+    }
+
+    /// <summary>
     /// The output schema shape of a single-task image classifier (the exported-model contract): checks the input has
     /// <c>ImagePath</c> and <c>Label</c>, then adds the image front's columns, <c>Score</c> and <c>PredictedLabel</c>.
     /// </summary>

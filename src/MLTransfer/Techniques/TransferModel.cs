@@ -9,7 +9,11 @@ namespace MLTransfer.Techniques;
 /// transforms (so <c>mlContext.Model.Save</c> writes a <c>.zip</c> any ML.NET app loads), plus what was learnt
 /// while training it.
 /// </summary>
-public sealed class TransferModel : ITransformer
+/// <remarks>
+/// Dispose the model when done with it: ML.NET keeps a temporary copy of the ONNX graph of some models (those loaded
+/// from a <c>.zip</c>, such as fine-tuned ones) and deletes it only when the chain is disposed.
+/// </remarks>
+public sealed class TransferModel : ITransformer, IDisposable
 {
     /// <summary>Creates a model.</summary>
     /// <param name="chain">The ML.NET-only transformer chain.</param>
@@ -41,6 +45,9 @@ public sealed class TransferModel : ITransformer
     /// <summary>Saves the inner ML.NET chain, so the file reloads as ML.NET's own <c>TransformerChain</c>.</summary>
     /// <param name="ctx">The save context.</param>
     void ICanSaveModel.Save(ModelSaveContext ctx) => Chain.Save(ctx);
+
+    /// <summary>Disposes the chain (and with it any temporary file ML.NET keeps for its ONNX graph).</summary>
+    public void Dispose() => (Chain as IDisposable)?.Dispose();
 }
 
 /// <summary>What happened while a technique trained a model.</summary>

@@ -117,25 +117,106 @@ public class EndToEndDomainAdaptationTests
             Assert.That(outputs[1][i], Is.EqualTo(outputs[0][i]).Within(1e-5f));
     }
 
-    [TestCase("adapter-source-only-top1", 1, 0.0)]
-    [TestCase("dann-top1", 1, 1.0)]
-    [TestCase("mmd-top2", 2, 1.0)]
-    [TestCase("deep-coral", 0, 1.0)]
-    public void Benchmark_methods_train_the_named_blocks_and_compare_with_the_same_network_without_adaptation(string name, int blocks, double weight)
+    [TestCase("adapter-source-only-top1", "adapter-source-only", 1, 0.0)]
+    [TestCase("dann-top1", "dann", 1, 1.0)]
+    [TestCase("mmd-top2", "mmd", 2, 1.0)]
+    [TestCase("deep-coral", "deep-coral", 0, 1.0)]
+    public void Benchmark_methods_train_the_named_blocks_and_compare_with_the_same_network_without_adaptation(string name, string trained, int blocks, double weight)
     {
-        var setup = new BenchmarkSetup(Domains.Target, Backbone.ResNet18(), null!, new FeaturizerOptions { ImageSize = ImageSize }, Seed: 5);
+        var graphs = TestData.TempFolder();
+        var engine = new FeaturizerOptions { ImageSize = ImageSize, GraphDirectory = graphs, CacheDirectory = TestData.TempFolder() };
+        using var featurizer = new MemoizingFeaturizer(new OnnxImageFeaturizer(Backbone.ResNet18(), engine));
+        var target = Domains.TargetFolder(Domains.TargetImages(4, 10, Classes), scramble: true);
+        var setup = new BenchmarkSetup(target, Backbone.ResNet18(), featurizer, engine, Seed: 5);
         var method = TorchDomainAdaptationCatalog.BenchmarkMethods.Single(m => m.Name == name);
         var peer = TorchDomainAdaptationCatalog.BenchmarkMethods.Single(m => m.Name == method.Baseline);
+        var source = new MLContext().Data.LoadFromEnumerable(Domains.SourceImages(4, 0, Classes));
 
-        var options = (FeatureAdapterOptions)method.Create(new MLContext(), setup).Options;
-        var peerOptions = (FeatureAdapterOptions)peer.Create(new MLContext(), setup).Options;
+        (string Method, FeatureAdapterOptions Options, List<string> Changed) Train(BenchmarkMethod m)
+        {
+            var own = engine.Clone();
+            own.GraphDirectory = TestData.TempFolder();
+            var estimator = m.Create(new MLContext(seed: 1), setup with { Engine = own });
+            var options = (FeatureAdapterOptions)estimator.Options;
+            options.Epochs = 1;
+            options.BatchSize = 8;
+            var result = estimator.FitDetailed(source);
+            var written = Directory.GetFiles(own.GraphDirectory, "*-backbone-*.onnx");
+            var changed = written.Length == 0 ? [] : ChangedInitializers(featurizer.GraphPath, written.OrderBy(f => f.Length).First());
+            return (result.Method, options, changed);
+        }
+
+        var (methodName, options, changed) = Train(method);
+        var (peerName, peerOptions, peerChanged) = method == peer ? (methodName, options, changed) : Train(peer);
 
         Assert.That(method.Stochastic, Is.True);
+        Assert.That(methodName, Is.EqualTo(trained));
+        Assert.That(peerName, Is.EqualTo("adapter-source-only"));
         Assert.That(options.TrainedBackboneBlocks, Is.EqualTo(blocks));
-        Assert.That(options.AdaptationWeight, Is.EqualTo(weight));
-        Assert.That(peerOptions.AdaptationWeight, Is.Zero);
+        Assert.That((options.AdaptationWeight, peerOptions.AdaptationWeight), Is.EqualTo((weight, 0.0)));
         Assert.That((peerOptions.TrainedBackboneBlocks, peerOptions.Epochs, peerOptions.BatchSize, peerOptions.LearningRate, peerOptions.BatchNorm),
             Is.EqualTo((options.TrainedBackboneBlocks, options.Epochs, options.BatchSize, options.LearningRate, options.BatchNorm)), "same network and budget");
-        Assert.That((options.Seed, options.TargetFolder), Is.EqualTo((5, Domains.Target)));
+        Assert.That((options.Seed, options.TargetFolder), Is.EqualTo((5, target)));
+        var split = BackboneBlocks.Import(Backbone.ResNet18(), ImageSize);
+        var named = split.ParametersFrom(split.FirstTrainedBlock(Math.Max(1, blocks))).ToHashSet(StringComparer.Ordinal);
+        var statistics = split.Backbone.Nodes.Where(n => n.OpType == "BatchNormalization" && n.Inputs.Skip(1).Any(named.Contains)).SelectMany(n => n.Inputs.Skip(3)).ToHashSet();
+        if (blocks == 0)
+            Assert.That(changed, Is.Empty, "no backbone block trains");
+        else
+        {
+            var weights = changed.Where(c => !statistics.Contains(c)).ToList();
+            Assert.That(weights, Is.Not.Empty.And.SubsetOf(named), $"the top {blocks} block(s) train, nothing below");
+            Assert.That(split.Blocks[split.FirstTrainedBlock(blocks)].Intersect(weights), Is.Not.Empty, "the lowest named block trains too");
+            Assert.That(peerChanged.Where(c => !statistics.Contains(c)), Is.SubsetOf(named).And.Not.Empty, "the peer trains the same blocks");
+        }
+    }
+
+    private static List<string> ChangedInitializers(string pretrainedGraph, string exportedGraph)
+    {
+        var pretrained = FeaturizerGraph.Load(pretrainedGraph).Graph.Initializer.ToDictionary(t => t.Name, FeaturizerGraph.TensorValues);
+        return FeaturizerGraph.Load(exportedGraph).Graph.Initializer
+            .Where(t => t.DataType == 1 && pretrained.ContainsKey(t.Name) && !pretrained[t.Name].SequenceEqual(FeaturizerGraph.TensorValues(t)))
+            .Select(t => t.Name).ToList();
+    }
+
+    [TestCase("dann")]
+    [TestCase("mmd")]
+    public void Should_pass_the_estimator_checks_with_trained_backbone_blocks(string method)
+    {
+        var ml = new MLContext(seed: 1);
+        var options = Options(method, DomainBatchNorm.PerDomain, TestData.TempFolder());
+        options.Epochs = 1;
+        options.TargetImages = Domains.TargetImages(4, 10, Classes).Select(e => e.ImagePath).ToList();
+        EstimatorChecks.Run(ml, Estimator(ml, options), Domains.SourceImages(4, 0, Classes), Domains.TargetImages(2, 15, Classes).Select(e => e.ImagePath).ToList());
+    }
+
+    [Test]
+    public void Should_resume_a_killed_run_and_end_like_an_uninterrupted_one()
+    {
+        float[][] Scores(Action<FeatureAdapterOptions> change)
+        {
+            var ml = new MLContext(seed: 1);
+            var options = Options("dann", DomainBatchNorm.PerDomain, TestData.TempFolder());
+            options.Epochs = 2;
+            options.TargetImages = Domains.TargetImages(4, 10, Classes).Select(e => e.ImagePath).ToList();
+            change(options);
+            var model = Estimator(ml, options).Fit(ml.Data.LoadFromEnumerable(Domains.SourceImages(4, 0, Classes)));
+            var probes = ml.Data.LoadFromEnumerable(Domains.TargetImages(2, 15, Classes).Select(e => new ImageExample { ImagePath = e.ImagePath }));
+            return model.Transform(probes).GetColumn<VBuffer<float>>("Score").Select(v => v.DenseValues().ToArray()).ToArray();
+        }
+
+        var uninterrupted = Scores(_ => { });
+        var dir = TestData.TempFolder();
+        Assert.Throws<KilledException>(() => Scores(o => { o.CheckpointDirectory = dir; o.MetricsCallback = m => { if (m.Epoch == 1) throw new KilledException(); }; }));
+        Assert.That(Torch.Training.TrainingCheckpoint.Find(dir)?.CompletedEpochs, Is.EqualTo(1));
+        var epochs = new List<int>();
+        var resumed = Scores(o => { o.CheckpointDirectory = dir; o.Resume = true; o.MetricsCallback = m => epochs.Add(m.Epoch); });
+        Assert.That(epochs, Is.EqualTo(new[] { 2 }));
+        for (var i = 0; i < resumed.Length; i++)
+            Assert.That(resumed[i], Is.EqualTo(uninterrupted[i]).Within(1e-6f));
+    }
+
+    private sealed class KilledException : Exception
+    {
     }
 }

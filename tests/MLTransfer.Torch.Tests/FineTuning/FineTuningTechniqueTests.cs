@@ -6,6 +6,7 @@ using MLTransfer.Evaluation;
 using MLTransfer.Export;
 using MLTransfer.Techniques;
 using MLTransfer.Torch.FineTuning;
+using MLTransfer.Torch.Training;
 using NUnit.Framework;
 
 namespace MLTransfer.Torch.Tests.FineTuning;
@@ -26,7 +27,7 @@ public class FineTuningTechniqueTests
             using var model = new FineTuningTrainer(options).Fit(train);
 
             var ml = new MLContext(seed: 0);
-            var chain = model.ToMLNet(ml, Path.Combine(dir, "backbone.onnx"), train[0].ImagePath);
+            var chain = model.ToMLNet(ml, train[0].ImagePath, dir);
             string zip = Path.Combine(dir, "model.zip");
             ml.Model.Save(chain, ImagePipeline.SampleInput(ml, train[0].ImagePath).Schema, zip);
 
@@ -70,7 +71,7 @@ public class FineTuningTechniqueTests
         {
             var ml = new MLContext(seed: 0);
             var data = TransferData.ToDataView(ml, Images(classes: 2, perClass: 4));
-            var epochs = new List<FineTuningEpochMetrics>();
+            var epochs = new List<TrainingEpochMetrics>();
             var options = new FineTuningOptions
             {
                 Epochs = 2, BatchSize = 3, ImageSize = 64, ValidationFraction = 0.25, Seed = 1, GraphDirectory = dir, MetricsCallback = epochs.Add,
@@ -82,12 +83,12 @@ public class FineTuningTechniqueTests
             Assert.That(model.Report.TrainCount + model.Report.ValidationCount, Is.EqualTo(8));
             Assert.That(model.Report.ValidationCount, Is.EqualTo(2));
             Assert.That(model.Report.History, Has.Count.EqualTo(2));
-            Assert.That(epochs.Select(e => e.Phase), Is.EqualTo(new[] { FineTuningPhase.HeadOnly, FineTuningPhase.WholeNetwork }));
+            Assert.That(epochs.Select(e => e.Phase), Is.EqualTo(new[] { TrainingPhase.HeadOnly, TrainingPhase.WholeNetwork }));
             Assert.That(model.Report.Validation!.Count, Is.EqualTo(2));
 
             var predicted = model.Transform(data).GetColumn<string>("PredictedLabel").ToArray();
             Assert.That(predicted, Has.Length.EqualTo(8).And.All.AnyOf("0", "1"));
-            Assert.That(Directory.GetFiles(dir, "*.onnx"), Has.Length.EqualTo(1));
+            Assert.That(Directory.GetFileSystemEntries(dir), Is.Empty, "the graph written while composing the chain is gone");
 
             var viaUse = ml.Transfer().Use(new Torch.FineTuning.FineTuning(options));
             Assert.That(viaUse, Is.InstanceOf<FineTuningEstimator>());
@@ -95,6 +96,37 @@ public class FineTuningTechniqueTests
         finally
         {
             Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Test]
+    public void Should_pass_the_estimator_checks()
+    {
+        var ml = new MLContext(seed: 0);
+        var options = new FineTuningOptions { Epochs = 1, UnfreezeAfterEpochs = 0, BatchSize = 4, ImageSize = 32, ValidationFraction = 0, Seed = 2 };
+        var probes = Images(classes: 2, perClass: 2, skip: 10).Select(e => e.ImagePath).ToArray();
+        EstimatorChecks.Run(ml, ml.Transfer().FineTuning(options), Images(classes: 2, perClass: 3), probes);
+    }
+
+    [Test]
+    [NonParallelizable]
+    public void Should_leave_nothing_in_its_temporary_folder()
+    {
+        var temp = TestData.TempFolder();
+        var previous = Environment.GetEnvironmentVariable("TMPDIR");
+        Environment.SetEnvironmentVariable("TMPDIR", temp);
+        try
+        {
+            Assert.That(Path.GetTempPath().TrimEnd('/'), Is.EqualTo(temp.TrimEnd('/')));
+            var ml = new MLContext(seed: 0);
+            var options = new FineTuningOptions { Epochs = 1, UnfreezeAfterEpochs = 0, BatchSize = 4, ImageSize = 32, ValidationFraction = 0.34, Seed = 2 };
+            using (var model = ml.Transfer().FineTuning(options).Fit(TransferData.ToDataView(ml, Images(classes: 2, perClass: 3))))
+                ModelFile.Save(ml, model, Path.Combine(TestData.TempFolder(), "model.zip"));
+            Assert.That(Directory.GetFileSystemEntries(temp, "*", SearchOption.AllDirectories), Is.Empty);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("TMPDIR", previous);
         }
     }
 }

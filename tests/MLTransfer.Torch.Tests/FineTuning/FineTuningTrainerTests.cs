@@ -3,6 +3,7 @@ using MLTransfer.Backbones;
 using MLTransfer.Data;
 using Google.Protobuf;
 using MLTransfer.Torch.FineTuning;
+using MLTransfer.Torch.Training;
 using NUnit.Framework;
 using TorchSharp;
 
@@ -32,14 +33,14 @@ public class FineTuningTrainerTests
     [Test]
     public void Should_train_head_then_whole_network_and_export_onnx_that_matches_torchsharp()
     {
-        var metrics = new List<FineTuningEpochMetrics>();
+        var metrics = new List<TrainingEpochMetrics>();
         var images = Images();
         using var model = new FineTuningTrainer(Tiny(o => o.MetricsCallback = metrics.Add)).Fit(images);
 
-        Assert.That(metrics.Select(m => m.Phase), Is.EqualTo(new[] { FineTuningPhase.HeadOnly, FineTuningPhase.WholeNetwork }));
+        Assert.That(metrics.Select(m => m.Phase), Is.EqualTo(new[] { TrainingPhase.HeadOnly, TrainingPhase.WholeNetwork }));
         Assert.That(metrics.Select(m => m.Epoch), Is.EqualTo(new[] { 1, 2 }));
         Assert.That(metrics.All(m => double.IsFinite(m.TrainLoss) && m.TrainLoss > 0 && m.ImagesPerSecond > 0), Is.True);
-        Assert.That(metrics.All(m => m.ValidationAccuracy is >= 0 and <= 1), Is.True);
+        Assert.That(metrics.All(m => m.ValidationScore is >= 0 and <= 1), Is.True);
         Assert.That(model.ClassNames, Is.EqualTo(new[] { "digit0", "digit1", "digit2" }));
 
         float[][] pixels = ImagePixelReader.Read(images.Select(i => i.ImagePath).ToArray(), 64);
@@ -90,10 +91,10 @@ public class FineTuningTrainerTests
             using var kill = new CancellationTokenSource();
             var killedOptions = Tiny(o => { o.ValidationFraction = 0; o.CheckpointDirectory = dir; o.MetricsCallback = _ => kill.Cancel(); });
             Assert.Throws<OperationCanceledException>(() => new FineTuningTrainer(killedOptions).Fit(images, cancellationToken: kill.Token));
-            Assert.That(File.Exists(Path.Combine(dir, "fine-tuning.checkpoint")), Is.True);
+            Assert.That(File.Exists(Path.Combine(dir, TrainingCheckpoint.FileName)), Is.True);
             Assert.That(Directory.GetFiles(dir, "*.tmp"), Is.Empty);
 
-            var resumed = new List<FineTuningEpochMetrics>();
+            var resumed = new List<TrainingEpochMetrics>();
             var resumeOptions = Tiny(o => { o.ValidationFraction = 0; o.CheckpointDirectory = dir; o.Resume = true; o.MetricsCallback = resumed.Add; });
             using var model = new FineTuningTrainer(resumeOptions).Fit(images);
 
@@ -109,13 +110,24 @@ public class FineTuningTrainerTests
     }
 
     [Test]
-    public void Should_train_only_the_top_blocks_on_cached_lower_block_outputs()
+    public void Should_train_only_the_top_blocks_on_lower_block_outputs_cached_on_disk_and_reuse_them()
     {
         var images = Images(classes: 2, perClass: 3);
-        var metrics = new List<FineTuningEpochMetrics>();
-        var options = Tiny(o => { o.TrainTopBlocksOnly = true; o.TopBlocks = 2; o.UnfreezeAfterEpochs = 0; o.ValidationFraction = 0; o.MetricsCallback = metrics.Add; });
+        var metrics = new List<TrainingEpochMetrics>();
+        var cache = TestData.TempFolder();
+        var options = Tiny(o => { o.TrainTopBlocksOnly = true; o.TopBlocks = 2; o.UnfreezeAfterEpochs = 0; o.ValidationFraction = 0; o.MetricsCallback = metrics.Add; o.CacheDirectory = cache; });
         using var model = new FineTuningTrainer(options).Fit(images);
-        Assert.That(metrics.All(m => m.Phase == FineTuningPhase.TopBlocks), Is.True);
+        Assert.That(metrics.All(m => m.Phase == TrainingPhase.TopBlocks), Is.True);
+        var entries = Directory.GetFiles(cache, "*.bin", SearchOption.AllDirectories);
+        Assert.That(entries, Has.Length.EqualTo(images.Length), "one cached lower-block output per image");
+        var written = entries.ToDictionary(f => f, File.GetLastWriteTimeUtc);
+
+        var progress = new List<Featurization.FeaturizationProgress>();
+        options.CachingProgress = new Recorder<Featurization.FeaturizationProgress>(progress);
+        options.MetricsCallback = null;
+        using var again = new FineTuningTrainer(options).Fit(images);
+        Assert.That(progress[0].FromCache, Is.EqualTo(images.Length), "a second run computes nothing");
+        Assert.That(again.HeadParameters().Weights, Is.EqualTo(model.HeadParameters().Weights), "and trains on the same values");
 
         var original = FeaturizerGraph.Build(Backbone.ResNet18(), 64);
         var exported = model.ToOnnx(includeHead: false);
@@ -131,13 +143,53 @@ public class FineTuningTrainerTests
     }
 
     [Test]
+    public void Should_augment_top_blocks_training_with_several_cached_views_per_image()
+    {
+        var images = Images(classes: 2, perClass: 3);
+        var cache = TestData.TempFolder();
+        var options = Tiny(o => { o.TrainTopBlocksOnly = true; o.TopBlockViews = 3; o.UnfreezeAfterEpochs = 0; o.ValidationFraction = 0; o.CacheDirectory = cache; o.Epochs = 1; });
+        using var model = new FineTuningTrainer(options).Fit(images);
+        var contexts = Directory.GetDirectories(Path.Combine(cache, "blocks"));
+        Assert.That(contexts, Has.Length.EqualTo(3), "the exact view and two augmented ones");
+        var first = images[0].ImagePath;
+        var hash = Convert.ToHexStringLower(Featurization.BottleneckCache.ContentHash(File.ReadAllBytes(first)));
+        var views = contexts.Select(c => File.ReadAllBytes(Path.Combine(c, hash[..2], hash + ".bin"))).ToList();
+        Assert.That(views.Select(Convert.ToBase64String).Distinct().Count(), Is.EqualTo(3), "each view holds a different picture");
+    }
+
+    [Test]
+    public void Should_stop_with_one_line_when_the_loss_becomes_nan()
+    {
+        var options = Tiny(o => { o.LearningRate = 1e30; o.UnfreezeAfterEpochs = 0; o.ValidationFraction = 0; });
+        var error = Assert.Throws<TrainingDivergedException>(() => new FineTuningTrainer(options).Fit(Images(classes: 2, perClass: 4)));
+        Assert.That(error!.Message, Does.Contain("nothing was saved").And.Not.Contain("\n"));
+    }
+
+    [Test]
+    public void Should_refuse_to_resume_another_runs_checkpoint_even_with_another_class_count()
+    {
+        var dir = TestData.TempFolder();
+        using (new FineTuningTrainer(Tiny(o => { o.Epochs = 1; o.UnfreezeAfterEpochs = 0; o.ValidationFraction = 0; o.CheckpointDirectory = dir; })).Fit(Images(classes: 2, perClass: 3)))
+        {
+        }
+        var error = Assert.Throws<InvalidOperationException>(() =>
+            new FineTuningTrainer(Tiny(o => { o.ValidationFraction = 0; o.CheckpointDirectory = dir; o.Resume = true; })).Fit(Images(classes: 3, perClass: 2)));
+        Assert.That(error!.Message, Does.Contain("belongs to another run"));
+    }
+
+    [Test]
     public void Should_not_grow_live_native_tensors_across_epochs()
     {
         var images = Images(classes: 2, perClass: 3);
         var live = new List<long>();
-        var options = Tiny(o => { o.Epochs = 3; o.UnfreezeAfterEpochs = 0; o.ValidationFraction = 0.34; o.MetricsCallback = _ => live.Add(DisposeScopeManager.Statistics.ThreadTotalLiveCount); });
+        var options = Tiny(o => { o.Epochs = 3; o.UnfreezeAfterEpochs = 0; o.ValidationFraction = 0.34; o.MetricsCallback = _ => live.Add(Training.TrainingLoopTests.LiveTensors()); });
         using var model = new FineTuningTrainer(options).Fit(images);
         Assert.That(live, Has.Count.EqualTo(3));
         Assert.That(live[2], Is.EqualTo(live[1]), $"live tensors per epoch: {string.Join(", ", live)}");
+    }
+
+    private sealed class Recorder<T>(List<T> into) : IProgress<T>
+    {
+        public void Report(T value) => into.Add(value);
     }
 }

@@ -8,6 +8,7 @@ using MLTransfer.Evaluation;
 using MLTransfer.Export;
 using MLTransfer.Techniques;
 using MLTransfer.Torch.MultiTask;
+using MLTransfer.Torch.Training;
 using NUnit.Framework;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -51,7 +52,7 @@ public class MultiTaskFineTuningTests
         try
         {
             var manifest = Manifest(dir, classes: 4, perClass: 4);
-            var epochs = new List<MultiTaskEpochMetrics>();
+            var epochs = new List<TrainingEpochMetrics>();
             var options = Options();
             options.Balancing = GradientBalancing.PCGrad;
             options.GraphDirectory = dir;
@@ -62,9 +63,9 @@ public class MultiTaskFineTuningTests
             Assert.That(epochs, Has.Count.EqualTo(2), "per-task metrics every epoch");
             foreach (var e in epochs)
             {
-                Assert.That(e.Validation.Keys, Is.EquivalentTo(new[] { "digit", "parity", "value" }));
+                Assert.That(e.TaskValidation.Keys, Is.EquivalentTo(new[] { "digit", "parity", "value" }));
                 Assert.That(e.TaskTrainLosses.Values, Has.All.Not.NaN);
-                Assert.That(e.MeanValidationScore, Is.EqualTo(e.Validation.Values.Average(r => r.Score)).Within(1e-9));
+                Assert.That(e.ValidationScore, Is.EqualTo(e.TaskValidation.Values.Average(r => r.Score)).Within(1e-9));
             }
             Assert.That(epochs[1].TaskWeights.Values, Has.Some.Not.EqualTo(1.0).And.Some.Not.EqualTo(0.5), "uncertainty weights are learnt");
             Assert.That(model.Report.Tasks.Keys, Is.EquivalentTo(new[] { "digit", "parity", "value" }));
@@ -110,7 +111,7 @@ public class MultiTaskFineTuningTests
             var (tasks, examples) = MLTransfer.Techniques.MultiTask.MultiTaskData.Read(manifest.ToDataView(new MLContext()), null, Kinds);
             var trained = new MultiTaskFineTuningTrainer(options).Fit(tasks, examples, []);
             var ml = new MLContext(seed: 0);
-            var chain = trained.ToMLNet(ml, Path.Combine(dir, "backbone.onnx"), examples[0].ImagePath);
+            var chain = trained.ToMLNet(ml, examples[0].ImagePath, dir);
             var image = TestData.Images(3, 1, skip: 11)[2].Path;
             var row = chain.Transform(ml.Data.LoadFromEnumerable(new[] { new ImageExample { ImagePath = image } }));
             var pixels = MLTransfer.Torch.FineTuning.ImagePixelReader.Read([image], 64)[0];
@@ -138,12 +139,12 @@ public class MultiTaskFineTuningTests
         {
             new("a", ["red", "1"]), new("b", ["", "3"]), new("c", ["blue", ""]), new("d", ["red", "5"]),
         };
-        var targets = new MultiTaskFineTuningTrainer.TaskTargets(tasks, rows);
+        var targets = new TaskTargets(tasks, rows);
         torch.manual_seed(1);
         using var colourHead = nn.Linear(3, 2);
         using var sizeHead = nn.Linear(3, 1);
         var features = torch.randn(4, 3).requires_grad_(true);
-        var losses = MultiTaskFineTuningTrainer.TaskLosses([colourHead, sizeHead], targets, features, [0, 1, 2, 3]);
+        var losses = MultiTaskObjective.TaskLosses([colourHead, sizeHead], targets, features, [0, 1, 2, 3]);
         Assert.That(losses.Select(l => l.Task), Is.EqualTo(new[] { 0, 1 }));
 
         var expectedColour = F.cross_entropy(colourHead.forward(features.index_select(0, torch.tensor(new long[] { 0, 2, 3 }))), torch.tensor(new long[] { 1, 0, 1 }));
@@ -158,9 +159,9 @@ public class MultiTaskFineTuningTests
         Assert.That(features.grad!.select(0, 0).abs().sum().item<float>(), Is.GreaterThan(0));
 
         // A task without any label in the batch has no loss.
-        var mixed = MultiTaskFineTuningTrainer.TaskLosses([colourHead, sizeHead], targets, features.detach()[1..3], [1, 2]);
+        var mixed = MultiTaskObjective.TaskLosses([colourHead, sizeHead], targets, features.detach()[1..3], [1, 2]);
         Assert.That(mixed.Select(l => l.Task), Is.EqualTo(new[] { 0, 1 }));
-        var onlyB = MultiTaskFineTuningTrainer.TaskLosses([colourHead, sizeHead], targets, features.detach()[1..2], [1]);
+        var onlyB = MultiTaskObjective.TaskLosses([colourHead, sizeHead], targets, features.detach()[1..2], [1]);
         Assert.That(onlyB.Select(l => l.Task), Is.EqualTo(new[] { 1 }));
     }
 
@@ -169,12 +170,99 @@ public class MultiTaskFineTuningTests
     {
         using var g1 = torch.tensor(new float[] { 1, 0 });
         using var g2 = torch.tensor(new float[] { -1, 1 });
-        using var combined = MultiTaskFineTuningTrainer.Combine([g1, g2], new Random(0));
+        using var combined = MultiTaskObjective.Combine([g1, g2], new Random(0));
         // g1·g2 = −1: g1' = g1 + ½g2 = (0.5, 0.5); g2' = g2 + g1 = (0, 1); sum (0.5, 1.5).
         Assert.That(combined.data<float>().ToArray(), Is.EqualTo(new[] { 0.5f, 1.5f }).Within(1e-6f));
         using var h1 = torch.tensor(new float[] { 1, 2 });
         using var h2 = torch.tensor(new float[] { 3, 1 });
-        using var agreeing = MultiTaskFineTuningTrainer.Combine([h1, h2], new Random(0));
+        using var agreeing = MultiTaskObjective.Combine([h1, h2], new Random(0));
         Assert.That(agreeing.data<float>().ToArray(), Is.EqualTo(new[] { 4f, 3f }).Within(1e-6f));
+    }
+
+    [Test]
+    public void Should_pass_the_estimator_checks()
+    {
+        var dir = TestData.TempFolder();
+        var manifest = Manifest(dir, classes: 3, perClass: 3);
+        var options = Options();
+        options.Epochs = 1;
+        options.UnfreezeAfterEpochs = 0;
+        options.ImageSize = 32;
+        options.ValidationFraction = 0;
+        var ml = new MLContext(seed: 0);
+        var probes = manifest.Examples.Take(2).Select(e => e.ImagePath).ToList();
+        EstimatorChecks.Run(ml, ml.Transfer().FineTunedMultiTask(options), manifest.ToDataView(ml), probes,
+            ["Score_digit", "Score_parity"], ["PredictedLabel_digit", "PredictedLabel_parity"]);
+    }
+
+    [Test]
+    public void Should_resume_a_killed_run_and_end_like_an_uninterrupted_one()
+    {
+        var dir = TestData.TempFolder();
+        var manifest = Manifest(dir, classes: 3, perClass: 3);
+        var (tasks, examples) = MLTransfer.Techniques.MultiTask.MultiTaskData.Read(manifest.ToDataView(new MLContext()), null, Kinds);
+        MultiTaskFineTuningOptions Tiny(Action<MultiTaskFineTuningOptions> change)
+        {
+            var options = Options();
+            options.Epochs = 3;
+            options.ImageSize = 32;
+            options.Weighting = LossWeighting.GradNorm;
+            change(options);
+            return options;
+        }
+        var uninterrupted = new MultiTaskFineTuningTrainer(Tiny(_ => { })).Fit(tasks, examples.Take(7).ToList(), examples.Skip(7).ToList());
+        var checkpoints = TestData.TempFolder();
+        using var kill = new CancellationTokenSource();
+        Assert.Throws<OperationCanceledException>(() => new MultiTaskFineTuningTrainer(Tiny(o => { o.CheckpointDirectory = checkpoints; o.MetricsCallback = m => { if (m.Epoch == 2) kill.Cancel(); }; }))
+            .Fit(tasks, examples.Take(7).ToList(), examples.Skip(7).ToList(), kill.Token));
+        var epochs = new List<int>();
+        var resumed = new MultiTaskFineTuningTrainer(Tiny(o => { o.CheckpointDirectory = checkpoints; o.Resume = true; o.MetricsCallback = m => epochs.Add(m.Epoch); }))
+            .Fit(tasks, examples.Take(7).ToList(), examples.Skip(7).ToList());
+        Assert.That(epochs, Is.EqualTo(new[] { 3 }));
+        Assert.That(resumed.History.Select(h => h.TrainLoss), Is.EqualTo(uninterrupted.History.Select(h => h.TrainLoss)));
+        Assert.That(resumed.History.Select(h => h.TaskWeights["value"]), Is.EqualTo(uninterrupted.History.Select(h => h.TaskWeights["value"])));
+        Assert.That(resumed.ToOnnx().ToByteArray(), Is.EqualTo(uninterrupted.ToOnnx().ToByteArray()));
+    }
+
+    [Test]
+    public void GradNorm_should_push_the_weights_towards_equal_gradient_norms_on_the_last_shared_layer()
+    {
+        // Chen et al. 2018: task t's gradient norm on the last shared layer W is G_t = w_t·‖∇_W L_t‖; with equal loss
+        // ratios every G_t should move to their mean, so the task with the smaller gradient gets a negative weight gradient
+        // (descent raises its weight) and the other a positive one, each of magnitude ‖∇_W L_t‖.
+        torch.manual_seed(3);
+        var shared = new TorchSharp.Modules.Parameter(torch.randn(4, 3));
+        var x = torch.randn(8, 3);
+        var features = x.matmul(shared.t());
+        var strong = (features * features).sum();
+        var weak = (features * features).sum().Times(0.05);
+        var weights = new TorchSharp.Modules.Parameter(torch.ones(2));
+        var initial = torch.tensor(new[] { float.NaN, float.NaN });
+        MultiTaskObjective.GradNormWeightGradient([(0, strong), (1, weak)], weights, shared, initial, alpha: 1.5);
+        var gradient = weights.grad!.data<float>().ToArray();
+        var norm = torch.autograd.grad([strong], [shared], retain_graph: true)[0].norm().item<float>();
+        Assert.That(gradient[0], Is.EqualTo(norm).Within(1e-3 * norm), "the strong task's weight goes down");
+        Assert.That(gradient[1], Is.EqualTo(-0.05 * norm).Within(1e-3 * norm), "the weak task's weight goes up");
+        Assert.That(initial.data<float>().ToArray(), Is.EqualTo(new[] { strong.item<float>(), weak.item<float>() }), "L_t(0) is recorded at the first step");
+    }
+
+    [Test]
+    public void GradNorm_training_should_learn_task_weights_that_keep_summing_to_the_number_of_tasks()
+    {
+        var dir = TestData.TempFolder();
+        var manifest = Manifest(dir, classes: 3, perClass: 4);
+        var (tasks, examples) = MLTransfer.Techniques.MultiTask.MultiTaskData.Read(manifest.ToDataView(new MLContext()), null, Kinds);
+        var options = Options();
+        options.Epochs = 2;
+        options.UnfreezeAfterEpochs = 1;
+        options.ImageSize = 32;
+        options.ValidationFraction = 0;
+        options.Weighting = LossWeighting.GradNorm;
+        var model = new MultiTaskFineTuningTrainer(options).Fit(tasks, examples, []);
+        TestContext.Out.WriteLine(string.Join(" | ", model.History.Select(h => string.Join(" ", h.TaskWeights.Select(p => $"{p.Key}={p.Value:F3}")))));
+        Assert.That(model.History[0].TaskWeights.Values, Is.All.EqualTo(1.0), "weights stay 1 while only the heads train");
+        var weights = model.History[^1].TaskWeights.Values.ToList();
+        Assert.That(weights.Sum(), Is.EqualTo(3).Within(1e-4));
+        Assert.That(weights, Has.Some.Not.EqualTo(1.0).Within(1e-6), "the weights moved");
     }
 }

@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Text.Json;
 using MLTransfer.Benchmarks;
+using MLTransfer.Data;
 using MLTransfer.Featurization;
 using MLTransfer.Techniques.FeatureExtraction;
 using Spectre.Console;
@@ -8,8 +9,8 @@ using Spectre.Console.Cli;
 
 namespace MLTransfer.Cli.Commands.Bench;
 
-/// <summary>Arguments of <c>mltransfer bench accuracy</c>.</summary>
-public sealed class BenchAccuracySettings : CommonSettings
+/// <summary>Arguments of benchmarks that train on one labelled folder and test on a held-out split or another folder.</summary>
+public class BenchSplitSettings : CommonSettings
 {
     /// <summary>Training folder.</summary>
     [CommandArgument(0, "<train-folder>")]
@@ -39,6 +40,18 @@ public sealed class BenchAccuracySettings : CommonSettings
     /// <summary>JSON output.</summary>
     [CommandOption("--json")]
     public bool Json { get; set; }
+
+    /// <summary>The training and test images these settings describe.</summary>
+    public (IReadOnlyList<ImageExample> Train, IReadOnlyList<ImageExample> Test) LoadSplit()
+    {
+        var classes = Classes?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+        return AccuracyBenchmark.TrainAndTest(Train, Test, classes, PerClass, null, Seed);
+    }
+}
+
+/// <summary>Arguments of <c>mltransfer bench accuracy</c>.</summary>
+public sealed class BenchAccuracySettings : BenchSplitSettings
+{
 }
 
 /// <summary><c>mltransfer bench accuracy</c>: plain ML.NET vs MLTransfer feature extraction on the same split, in one run.</summary>
@@ -48,8 +61,7 @@ public sealed class BenchAccuracyCommand : Command<BenchAccuracySettings>
     public override int Execute(CommandContext context, BenchAccuracySettings settings, CancellationToken cancellationToken)
     {
         var console = CliApp.Ui(settings.Json);
-        var classes = settings.Classes?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet();
-        var (train, test) = AccuracyBenchmark.TrainAndTest(settings.Train, settings.Test, classes, settings.PerClass, null, settings.Seed);
+        var (train, test) = settings.LoadSplit();
         console.MarkupLineInterpolated($"{train.Count} training and {test.Count} test images, {train.Select(e => e.Label).Distinct().Count()} classes");
         var options = new FeatureExtractionOptions { ValidationFraction = 0, Seed = settings.Seed, Engine = new FeaturizerOptions { UseCache = false } };
         var results = AccuracyBenchmark.Run(train, test, options, line => console.MarkupLineInterpolated($"[grey]{line}[/]"));

@@ -5,6 +5,7 @@ using MLTransfer.Featurization;
 using MLTransfer.Techniques;
 using MLTransfer.Techniques.DomainAdaptation;
 using MLTransfer.Torch.DomainAdaptation;
+using MLTransfer.Torch.Training;
 using Spectre.Console;
 
 namespace MLTransfer.Cli.Commands.Train;
@@ -37,7 +38,7 @@ public sealed class DomainAdaptationRunner : ITrainRunner
         using var featurizer = new MemoizingFeaturizer(new OnnxImageFeaturizer(backbone, engine));
         var data = mlContext.Data.LoadFromEnumerable(folder.Examples);
 
-        DomainAdaptationEstimator Build(string name, IProgress<FeaturizationProgress>? progress)
+        DomainAdaptationEstimator Build(string name, IProgress<FeaturizationProgress>? progress, IProgress<TrainingProgress>? training)
         {
             T Fill<T>(T options) where T : DomainAdaptationOptions
             {
@@ -55,6 +56,10 @@ public sealed class DomainAdaptationRunner : ITrainRunner
                     adapter.BatchSize = settings.BatchSize ?? adapter.BatchSize;
                     adapter.LearningRate = settings.LearningRate ?? adapter.LearningRate;
                     adapter.TrainedBackboneBlocks = settings.TrainedBackboneBlocks ?? adapter.TrainedBackboneBlocks;
+                    adapter.CheckpointDirectory = RunnerSupport.Checkpoints(console, settings, adapter.Epochs, name);
+                    adapter.Resume = settings.Resume;
+                    adapter.MetricsCallback = m => RunnerSupport.EpochLine(console, m);
+                    adapter.TrainingProgress = training;
                 }
                 return options;
             }
@@ -72,8 +77,8 @@ public sealed class DomainAdaptationRunner : ITrainRunner
             };
         }
 
-        var adapted = RunnerSupport.WithProgress(console, (progress, _) => Build(method, progress).FitDetailed(data));
-        var peer = method == baseline ? adapted : RunnerSupport.WithProgress(console, (progress, _) => Build(baseline, progress).FitDetailed(data));
+        var adapted = RunnerSupport.WithTrainingProgress(console, (progress, training) => Build(method, progress, training).FitDetailed(data));
+        var peer = method == baseline ? adapted : RunnerSupport.WithTrainingProgress(console, (progress, training) => Build(baseline, progress, training).FitDetailed(data));
         if (settings.TargetTest is { } testFolder)
         {
             var test = RunnerSupport.LoadFolder(console, testFolder, settings.Strict, minimumClasses: 1);

@@ -28,20 +28,18 @@ public sealed class FineTuningRunner : ITrainRunner
             Validation = validation?.Examples,
             Seed = settings.Seed,
             TrainTopBlocksOnly = settings.TopBlocksOnly,
-            CheckpointDirectory = IO.OutputFile.Companion(settings.Output, ".checkpoints"),
+            TopBlockViews = settings.TopBlockViews ?? defaults.TopBlockViews,
             Resume = settings.Resume,
             OnnxExportPath = IO.OutputFile.Companion(settings.Output, ".onnx"),
+            CacheDirectory = settings.CacheDir,
+            MetricsCallback = m => RunnerSupport.EpochLine(console, m),
         };
-        console.MarkupLineInterpolated($"[grey]checkpoints: {options.CheckpointDirectory}{(settings.Resume ? " (resuming)" : "")}[/]");
-        return RunnerSupport.WithProgress(console, (_, onEpoch) =>
+        options.CheckpointDirectory = RunnerSupport.Checkpoints(console, settings, options.Epochs);
+        return RunnerSupport.WithTrainingProgress(console, (caching, training) =>
         {
-            options.MetricsCallback = m =>
-            {
-                onEpoch(new EpochMetrics(m.Epoch - 1, m.TrainLoss, m.TrainAccuracy, m.ValidationLoss ?? double.NaN, m.ValidationAccuracy ?? double.NaN, m.LearningRate));
-                console.MarkupLineInterpolated(
-                    $"[grey]epoch {m.Epoch}/{m.Epochs} {m.Phase}: loss {m.TrainLoss:F3}, train acc {m.TrainAccuracy:P1}, val acc {(m.ValidationAccuracy is { } v ? v.ToString("P1") : "-")}, {m.ImagesPerSecond:F1} img/s, ETA {m.EstimatedRemaining:hh\\:mm\\:ss}[/]");
-            };
+            options.CachingProgress = caching;
+            options.Progress = training;
             return mlContext.Transfer().FineTuning(options).Fit(mlContext.Data.LoadFromEnumerable(folder.Examples));
-        }, options.Epochs);
+        });
     }
 }

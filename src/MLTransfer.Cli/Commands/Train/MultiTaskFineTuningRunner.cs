@@ -33,13 +33,7 @@ public sealed class MultiTaskFineTuningRunner : ITrainRunner
             BatchSize = settings.BatchSize ?? defaults.BatchSize,
             LearningRate = settings.LearningRate ?? defaults.LearningRate,
             UnfreezeAfterEpochs = settings.UnfreezeAfter ?? defaults.UnfreezeAfterEpochs,
-            Weighting = settings.LossWeighting.ToLowerInvariant() switch
-            {
-                "uncertainty" => LossWeighting.Uncertainty,
-                "equal" => LossWeighting.Equal,
-                "fixed" => LossWeighting.Fixed,
-                _ => throw new ArgumentException($"Unknown --loss-weighting '{settings.LossWeighting}': use uncertainty, equal or fixed."),
-            },
+            Weighting = Weighting(settings.LossWeighting),
             TaskWeights = ParseWeights(settings.TaskWeights),
             Balancing = settings.GradientBalancing.ToLowerInvariant() switch
             {
@@ -50,20 +44,33 @@ public sealed class MultiTaskFineTuningRunner : ITrainRunner
             ValidationFraction = settings.ValidationFraction,
             Seed = settings.Seed,
             OnnxPath = IO.OutputFile.Companion(settings.Output, ".onnx"),
-        };
-        var model = RunnerSupport.WithProgress(console, (_, onEpoch) =>
-        {
-            options.MetricsCallback = m =>
+            Resume = settings.Resume,
+            MetricsCallback = m =>
             {
-                onEpoch(new EpochMetrics(m.Epoch - 1, m.TrainLoss, double.NaN, double.NaN, m.MeanValidationScore, double.NaN));
-                console.MarkupLineInterpolated($"[grey]epoch {m.Epoch}/{m.Epochs} {m.Phase}: loss {m.TrainLoss:F3}, mean validation score {m.MeanValidationScore:F4}{(m.IsBest ? " (best)" : "")}[/]");
-                if (m.Validation.Count > 0)
-                    TaskTables.Metrics(console, m.Validation, $"Epoch {m.Epoch}, validation per task");
-            };
+                RunnerSupport.EpochLine(console, m);
+                if (m.TaskValidation.Count > 0)
+                    TaskTables.Metrics(console, m.TaskValidation, $"Epoch {m.Epoch}, validation per task");
+            },
+        };
+        options.CheckpointDirectory = RunnerSupport.Checkpoints(console, settings, options.Epochs);
+        var model = RunnerSupport.WithTrainingProgress(console, (_, training) =>
+        {
+            options.Progress = training;
             return mlContext.Transfer().FineTunedMultiTask(options).Fit(manifest.ToDataView(mlContext));
-        }, options.Epochs);
+        });
         return model;
     }
+
+    /// <summary>Parses <c>--loss-weighting</c>.</summary>
+    /// <param name="text">uncertainty, equal, fixed or gradnorm.</param>
+    public static LossWeighting Weighting(string text) => text.ToLowerInvariant() switch
+    {
+        "uncertainty" => LossWeighting.Uncertainty,
+        "equal" => LossWeighting.Equal,
+        "fixed" => LossWeighting.Fixed,
+        "gradnorm" => LossWeighting.GradNorm,
+        _ => throw new ArgumentException($"Unknown --loss-weighting '{text}': use uncertainty, equal, fixed or gradnorm."),
+    };
 
     private static Dictionary<string, double>? ParseWeights(string? text) =>
         text?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)

@@ -2,6 +2,7 @@ using MLTransfer.Backbones;
 using MLTransfer.Data;
 using MLTransfer.Featurization;
 using MLTransfer.Techniques;
+using MLTransfer.Torch.Training;
 using Spectre.Console;
 
 namespace MLTransfer.Cli.Commands.Train;
@@ -144,6 +145,83 @@ public static class RunnerSupport
                     train.Value = train.MaxValue;
             });
         return result;
+    }
+
+    /// <summary>
+    /// Runs TorchSharp training inside a progress display: a bar for any featurisation or caching pass and a training bar
+    /// that moves with every step (loss, images/s, ETA), so long epochs show progress.
+    /// </summary>
+    /// <param name="console">Where to render.</param>
+    /// <param name="work">The work; gets the featurisation progress sink and the in-epoch training progress sink.</param>
+    public static T WithTrainingProgress<T>(IAnsiConsole console, Func<IProgress<FeaturizationProgress>, IProgress<TrainingProgress>, T> work)
+    {
+        T result = default!;
+        console.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                ProgressTask? featurize = null;
+                ProgressTask? train = null;
+                var featurization = new SyncProgress<FeaturizationProgress>(p =>
+                {
+                    featurize ??= ctx.AddTask("Preparing images");
+                    featurize.MaxValue = Math.Max(1, p.Total);
+                    featurize.Value = p.Done;
+                    featurize.Description = $"Preparing images (cached {p.FromCache:N0} / {p.Total:N0})";
+                });
+                var training = new SyncProgress<TrainingProgress>(p =>
+                {
+                    train ??= ctx.AddTask("Training");
+                    train.MaxValue = Math.Max(1, (double)p.Epochs * p.Steps);
+                    train.Value = ((p.Epoch - 1.0) * p.Steps) + p.Step;
+                    train.Description = $"Training: epoch {p.Epoch}/{p.Epochs} step {p.Step}/{p.Steps}, loss {p.TrainLoss:F3}, {p.ImagesPerSecond:F1} img/s, ETA {p.EstimatedRemaining:hh\\:mm\\:ss}";
+                });
+                result = work(featurization, training);
+                if (featurize is not null)
+                    featurize.Value = featurize.MaxValue;
+                if (train is not null)
+                    train.Value = train.MaxValue;
+            });
+        return result;
+    }
+
+    /// <summary>The epoch line every TorchSharp technique prints.</summary>
+    /// <param name="console">Where to render.</param>
+    /// <param name="m">The epoch's metrics.</param>
+    public static void EpochLine(IAnsiConsole console, TrainingEpochMetrics m)
+    {
+        var validation = m.ValidationScore is { } v ? v.ToString("F4", System.Globalization.CultureInfo.InvariantCulture) : "-";
+        var accuracy = double.IsNaN(m.TrainAccuracy) ? "" : $", train acc {m.TrainAccuracy:P1}";
+        console.MarkupLineInterpolated(
+            $"[grey]epoch {m.Epoch}/{m.Epochs} {m.Phase}: loss {m.TrainLoss:F3}{accuracy}, validation {validation}{(m.IsBest && m.ValidationScore is not null ? " (best)" : "")}, {m.ImagesPerSecond:F1} img/s, ETA {m.EstimatedRemaining:hh\\:mm\\:ss}[/]");
+    }
+
+    /// <summary>
+    /// The checkpoint folder of a TorchSharp run next to the model (<c>&lt;model&gt;.checkpoints</c>, optionally a sub-folder),
+    /// and a line that says truthfully what <c>--resume</c> will do with it.
+    /// </summary>
+    /// <param name="console">Where to render.</param>
+    /// <param name="settings">Parsed settings.</param>
+    /// <param name="epochs">Epochs planned.</param>
+    /// <param name="subfolder">A sub-folder for runs that train several models; null for none.</param>
+    public static string Checkpoints(IAnsiConsole console, TrainSettings settings, int epochs, string? subfolder = null)
+    {
+        var directory = IO.OutputFile.Companion(settings.Output, ".checkpoints");
+        if (subfolder is not null)
+            directory = Path.Combine(directory, subfolder);
+        var found = TrainingCheckpoint.Find(directory);
+        var note = (settings.Resume, found) switch
+        {
+            (true, null) => "--resume: no checkpoint there yet, training from epoch 1",
+            (true, { Stopped: true }) => $"resuming: the run had stopped early after epoch {found.CompletedEpochs}, nothing left to train",
+            (true, _) when found.CompletedEpochs >= epochs => $"resuming: all {found.CompletedEpochs} epochs are done, nothing left to train",
+            (true, _) => $"resuming from epoch {found.CompletedEpochs + 1} of {epochs}",
+            (false, not null) => "an earlier checkpoint there will be replaced (use --resume to continue it)",
+            _ => "written after every epoch",
+        };
+        console.MarkupLineInterpolated($"[grey]checkpoints: {directory} ({note})[/]");
+        return directory;
     }
 
     /// <summary>An <see cref="IProgress{T}"/> that reports synchronously on the calling thread.</summary>

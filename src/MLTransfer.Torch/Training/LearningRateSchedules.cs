@@ -1,4 +1,23 @@
-namespace MLTransfer.Torch.FineTuning;
+namespace MLTransfer.Torch.Training;
+
+/// <summary>How the learning rate moves during each training phase.</summary>
+public enum LearningRateSchedule
+{
+    /// <summary>
+    /// One-cycle (Smith 2018, "A disciplined approach to neural network hyper-parameters"): a cosine rise from
+    /// LearningRate/25 to LearningRate over the warm-up, then a cosine decay to LearningRate/10⁴.
+    /// </summary>
+    OneCycle,
+
+    /// <summary>A linear rise from 0 to LearningRate over the warm-up, then a cosine decay to 0 (Loshchilov &amp; Hutter 2017, SGDR; Goyal et al. 2017 for the warm-up).</summary>
+    CosineWithWarmup,
+
+    /// <summary>The same rate throughout.</summary>
+    Constant,
+
+    /// <summary>The annealing of Ganin et al. 2016 ("Domain-Adversarial Training of Neural Networks"): LearningRate/(1+10p)^0.75 at progress p ∈ [0, 1] through the phase.</summary>
+    InverseDecay,
+}
 
 /// <summary>The learning-rate multipliers of <see cref="LearningRateSchedule"/>, as a function of progress through a phase.</summary>
 internal static class LearningRateSchedules
@@ -38,6 +57,12 @@ internal static class LearningRateSchedules
                     long decaySteps = Math.Max(1, totalSteps - warmupSteps);
                     return Cosine(1.0, 0.0, (double)(step - warmupSteps) / decaySteps);
                 }
+
+            case LearningRateSchedule.Constant:
+                return 1;
+
+            case LearningRateSchedule.InverseDecay:
+                return Math.Pow(1 + (10.0 * step / totalSteps), -0.75);
 
             default:
                 throw new ArgumentOutOfRangeException(nameof(schedule), schedule, null);

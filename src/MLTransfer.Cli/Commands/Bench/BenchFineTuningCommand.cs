@@ -1,0 +1,140 @@
+using System.ComponentModel;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using MLTransfer.Diagnostics;
+using MLTransfer.Torch.Benchmarks;
+using MLTransfer.Torch.FineTuning;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace MLTransfer.Cli.Commands.Bench;
+
+/// <summary>Arguments of <c>mltransfer bench fine-tuning</c>; fine-tuning options left out keep the <c>train</c> defaults.</summary>
+public sealed class BenchFineTuningSettings : BenchSplitSettings
+{
+    /// <summary>Image size.</summary>
+    [CommandOption("--image-size")]
+    public int? ImageSize { get; set; }
+
+    /// <summary>Epochs.</summary>
+    [CommandOption("--epochs")]
+    public int? Epochs { get; set; }
+
+    /// <summary>Batch size.</summary>
+    [CommandOption("--batch-size")]
+    public int? BatchSize { get; set; }
+
+    /// <summary>Learning rate.</summary>
+    [CommandOption("--learning-rate")]
+    public double? LearningRate { get; set; }
+
+    /// <summary>Head-only epochs.</summary>
+    [CommandOption("--unfreeze-after")]
+    public int? UnfreezeAfter { get; set; }
+
+    /// <summary>Early-stopping patience.</summary>
+    [CommandOption("--patience")]
+    public int? Patience { get; set; }
+
+    /// <summary>Top-blocks mode.</summary>
+    [CommandOption("--top-blocks-only")]
+    public bool TopBlocksOnly { get; set; }
+
+    /// <summary>Trained top blocks.</summary>
+    [CommandOption("--top-blocks")]
+    public int? TopBlocks { get; set; }
+
+    /// <summary>Views per image in top-blocks mode.</summary>
+    [CommandOption("--top-block-views")]
+    public int? TopBlockViews { get; set; }
+
+    /// <summary>Full-precision block cache.</summary>
+    [CommandOption("--fp32-block-cache")]
+    [Description("Cache lower-block outputs as 32-bit floats instead of 16-bit (to measure the difference).")]
+    public bool Fp32BlockCache { get; set; }
+
+    /// <summary>Cache folder.</summary>
+    [CommandOption("--cache-dir")]
+    public string? CacheDir { get; set; }
+
+    /// <summary>Skip the peer.</summary>
+    [CommandOption("--no-feature-extraction")]
+    [Description("Do not train the feature-extraction peer.")]
+    public bool NoFeatureExtraction { get; set; }
+
+    /// <summary>Markdown output.</summary>
+    [CommandOption("--output")]
+    [Description("Append the result as a Markdown table to this file.")]
+    public string? Output { get; set; }
+
+}
+
+/// <summary>
+/// <c>mltransfer bench fine-tuning</c>: fine-tuning (the <c>train</c> defaults unless told otherwise) against feature
+/// extraction on the same split, both scored through their reloaded <c>.zip</c>, with training throughput and wall times.
+/// </summary>
+public sealed class BenchFineTuningCommand : Command<BenchFineTuningSettings>
+{
+    /// <inheritdoc />
+    public override int Execute(CommandContext context, BenchFineTuningSettings settings, CancellationToken cancellationToken)
+    {
+        var console = CliApp.Ui(settings.Json);
+        var (train, test) = settings.LoadSplit();
+        var d = new FineTuningOptions();
+        var options = new FineTuningOptions
+        {
+            ImageSize = settings.ImageSize ?? d.ImageSize,
+            Epochs = settings.Epochs ?? d.Epochs,
+            BatchSize = settings.BatchSize ?? d.BatchSize,
+            LearningRate = settings.LearningRate ?? d.LearningRate,
+            UnfreezeAfterEpochs = settings.UnfreezeAfter ?? d.UnfreezeAfterEpochs,
+            EarlyStoppingPatience = settings.Patience ?? d.EarlyStoppingPatience,
+            TrainTopBlocksOnly = settings.TopBlocksOnly,
+            TopBlocks = settings.TopBlocks ?? d.TopBlocks,
+            TopBlockViews = settings.TopBlockViews ?? d.TopBlockViews,
+            HalfPrecisionBlockCache = !settings.Fp32BlockCache,
+            CacheDirectory = settings.CacheDir,
+            Seed = settings.Seed,
+            MetricsCallback = m => console.MarkupLineInterpolated(
+                $"[grey]epoch {m.Epoch}/{m.Epochs} {m.Phase}: loss {m.TrainLoss:F3}, train acc {m.TrainAccuracy:F3}, val acc {m.ValidationScore:F3}, {m.ImagesPerSecond:F1} img/s, elapsed {m.Elapsed:hh\\:mm\\:ss}[/]"),
+        };
+        console.MarkupLineInterpolated($"{train.Count} training and {test.Count} test images, {train.Select(e => e.Label).Distinct().Count()} classes; load average {ProcessMemory.LoadAverage():F1} on {Environment.ProcessorCount} cores");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        IReadOnlyList<FineTuningBenchmarkResult> results;
+        using (var work = IO.ScratchFolder.Create())
+            results = FineTuningBenchmark.Run(train, test, options, !settings.NoFeatureExtraction, work.Path, line => console.MarkupLineInterpolated($"[grey]{line}[/]"));
+        var cpuMinutes = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime.TotalMinutes;
+        if (settings.Json)
+        {
+            Console.Out.WriteLine(JsonSerializer.Serialize(new
+            {
+                train = train.Count, test = test.Count, wall_minutes = clock.Elapsed.TotalMinutes, cpu_minutes = cpuMinutes,
+                results = results.Select(r => new { r.Name, r.MicroAccuracy, r.MacroAccuracy, r.LogLoss, r.TrainSeconds, r.TestSeconds, images_per_second = r.BodyImagesPerSecond }),
+            }));
+            return 0;
+        }
+        var table = new Table().AddColumns("Pipeline", "Test accuracy", "Macro", "Log-loss", "Fit (s)", "Training img/s");
+        foreach (var r in results)
+            table.AddRow(Markup.Escape(r.Name), r.MicroAccuracy.ToString("F4", CultureInfo.InvariantCulture), r.MacroAccuracy.ToString("F4", CultureInfo.InvariantCulture),
+                r.LogLoss.ToString("F3", CultureInfo.InvariantCulture), r.TrainSeconds.ToString("F0", CultureInfo.InvariantCulture),
+                double.IsNaN(r.BodyImagesPerSecond) ? "-" : r.BodyImagesPerSecond.ToString("F1", CultureInfo.InvariantCulture));
+        console.Write(table);
+        var gain = results.Count > 1 ? $"; fine-tuning gain {100 * (results[0].MicroAccuracy - results[1].MicroAccuracy):+0.0;-0.0} points" : "";
+        console.MarkupLineInterpolated($"Wall time {clock.Elapsed:hh\\:mm\\:ss}, CPU time {cpuMinutes:F1} min{gain}");
+        if (settings.Output is { } output)
+            File.AppendAllText(output, Markdown(settings, train.Count, test.Count, results, clock.Elapsed, cpuMinutes));
+        return 0;
+    }
+
+    private static string Markdown(BenchFineTuningSettings s, int train, int test, IReadOnlyList<FineTuningBenchmarkResult> results, TimeSpan wall, double cpuMinutes)
+    {
+        var text = new StringBuilder();
+        text.AppendLine(CultureInfo.InvariantCulture, $"\n`{s.Train}` ({train} training images, {test} test images), wall {wall:hh\\:mm\\:ss}, CPU {cpuMinutes:F1} min\n");
+        text.AppendLine("| pipeline | test accuracy | macro | log-loss | fit (s) | training img/s |");
+        text.AppendLine("| --- | --- | --- | --- | --- | --- |");
+        foreach (var r in results)
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {r.Name} | {r.MicroAccuracy:F4} | {r.MacroAccuracy:F4} | {r.LogLoss:F3} | {r.TrainSeconds:F0} | {(double.IsNaN(r.BodyImagesPerSecond) ? "-" : r.BodyImagesPerSecond.ToString("F1", CultureInfo.InvariantCulture))} |");
+        return text.ToString();
+    }
+}

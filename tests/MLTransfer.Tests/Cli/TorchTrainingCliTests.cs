@@ -1,0 +1,87 @@
+using MLTransfer.Tests.TestSupport;
+using NUnit.Framework;
+
+namespace MLTransfer.Tests.Cli;
+
+/// <summary><c>mltransfer train</c> with the TorchSharp techniques: checkpoints, <c>--resume</c>, one-line errors, and the DANN run of issue 12.</summary>
+[NonParallelizable]
+public class TorchTrainingCliTests
+{
+    private static string[] FineTune(string folder, string model, params string[] more) =>
+        ["train", folder, "--technique", "fine-tuning", "--output", model, "--image-size", "32", "--epochs", "2", "--unfreeze-after", "1",
+         "--batch-size", "4", "--validation-fraction", "0.25", "--no-plots", .. more];
+
+    [Test]
+    public void Should_fine_tune_write_checkpoints_and_resume_only_what_is_left()
+    {
+        var folder = TestData.CopySample(4, "0", "1");
+        var model = Path.Combine(TestData.TempFolder(), "tuned.zip");
+        var (code, output, error) = CliTests.Run(FineTune(folder, model, "--resume"));
+        Assert.That(code, Is.Zero, error + output);
+        Assert.That(output, Does.Contain("no checkpoint there yet"), "--resume says the truth when there is nothing to resume");
+        Assert.That(output, Does.Contain("epoch 1/2 HeadOnly").And.Contain("epoch 2/2 WholeNetwork"));
+        Assert.That(File.Exists(model) && File.Exists(Path.ChangeExtension(model, ".onnx")));
+        var checkpoint = Path.Combine(Path.ChangeExtension(model, null) + ".checkpoints", "training.checkpoint");
+        Assert.That(File.Exists(checkpoint));
+
+        (code, output, error) = CliTests.Run(FineTune(folder, model, "--resume"));
+        Assert.That(code, Is.Zero, error + output);
+        Assert.That(output, Does.Contain("all 2 epochs are done"));
+        Assert.That(output, Does.Not.Contain("epoch 1/2"), "no epoch runs again");
+
+        (code, output, error) = CliTests.Run(FineTune(folder, model, "--epochs", "3", "--resume"));
+        Assert.That(code, Is.Zero, error + output);
+        Assert.That(output, Does.Contain("resuming from epoch 3 of 3").And.Contain("epoch 3/3").And.Not.Contain("epoch 2/3"));
+    }
+
+    [Test]
+    public void Should_refuse_another_runs_checkpoint_with_one_line_even_with_another_class_count()
+    {
+        var model = Path.Combine(TestData.TempFolder(), "tuned.zip");
+        var (code, output, error) = CliTests.Run(FineTune(TestData.CopySample(4, "0", "1"), model, "--epochs", "1", "--unfreeze-after", "0"));
+        Assert.That(code, Is.Zero, error + output);
+        (code, _, error) = CliTests.Run(FineTune(TestData.CopySample(3, "0", "1", "2"), model, "--resume"));
+        Assert.That(code, Is.EqualTo(1));
+        var lines = error.Trim().Split('\n');
+        Assert.That(lines, Has.Length.EqualTo(1), error);
+        Assert.That(lines[0], Does.StartWith("error: ").And.Contain("belongs to another run"));
+    }
+
+    [Test]
+    public void Should_stop_with_one_line_and_save_nothing_when_the_loss_becomes_nan()
+    {
+        var model = Path.Combine(TestData.TempFolder(), "diverged.zip");
+        var (code, _, error) = CliTests.Run(FineTune(TestData.CopySample(4, "0", "1"), model, "--learning-rate", "1e30", "--unfreeze-after", "0"));
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(error.Trim().Split('\n'), Has.Length.EqualTo(1), error);
+        Assert.That(error, Does.Contain("nothing was saved"));
+        Assert.That(File.Exists(model), Is.False);
+        Assert.That(File.Exists(Path.ChangeExtension(model, ".onnx")), Is.False);
+    }
+
+    [Test]
+    public void Dann_with_default_options_on_a_flat_unlabelled_target_folder_completes_and_reports_against_source_only()
+    {
+        // Issue 12: this command crashed inside libtorch ("Expected false to be true … toFloat … addcdiv_"): TorchSharp's
+        // optimiser handed libtorch Scalars that the garbage collector freed during the call. A collector thread makes the
+        // race likely; the run must complete.
+        string[] classes = ["0", "1", "2"];
+        var source = Domains.TargetFolder(Domains.SourceImages(8, 0, classes), scramble: false);
+        var flat = TestData.TempFolder();
+        foreach (var (image, i) in Domains.TargetImages(8, 8, classes).Select((e, i) => (e, i)))
+            File.Copy(image.ImagePath, Path.Combine(flat, $"target-{i:D3}.png"));
+        var test = Domains.TargetFolder(Domains.TargetImages(4, 16, classes), scramble: false);
+        var model = Path.Combine(TestData.TempFolder(), "dann.zip");
+        int code;
+        string output, error;
+        using (new GarbageCollectorPressure())
+        {
+            (code, output, error) = CliTests.Run("train", source, "--technique", "domain-adaptation", "--target", flat, "--method", "dann", "--output", model,
+                "--image-size", "32", "--batch-size", "4", "--cache-dir", Shared.CacheDir, "--target-test", test, "--no-plots");
+        }
+        Assert.That(code, Is.Zero, error + output);
+        Assert.That(output, Does.Contain("adapter-source-only").And.Contain("dann").And.Contain("Target test"));
+        Assert.That(output, Does.Contain("epoch 20/20"), "the default budget of 20 epochs ran");
+        Assert.That(File.Exists(model));
+    }
+}
