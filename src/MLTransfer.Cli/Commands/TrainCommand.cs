@@ -44,7 +44,7 @@ public sealed class TrainCommand : Command<TrainSettings>
         }
         if (!settings.NoReport)
         {
-            var report = HtmlReport.PathFor(settings.Output);
+            var report = HtmlReport.PathFor(output);
             HtmlReport.Write(ModelReport.FromTraining(mlContext, model, settings.Output, rejected: settings.SkippedImages), report);
             console.MarkupLineInterpolated($"[grey]report: {report}[/]");
         }
@@ -53,7 +53,7 @@ public sealed class TrainCommand : Command<TrainSettings>
     }
 
     /// <summary>
-    /// Checks, before any work, the model path and every file the run writes beside it (plots, the standalone ONNX):
+    /// Checks, before any work, the model path and every file the run writes beside it (plots, the standalone ONNX, the HTML report):
     /// see <see cref="ModelFile.CheckDestination"/>. Returns the model's full path.
     /// </summary>
     /// <param name="settings">Parsed settings.</param>
@@ -81,6 +81,14 @@ public sealed class TrainCommand : Command<TrainSettings>
             Overwrite = settings.Force,
             OverwriteHint = "add --force",
         });
+        if (!settings.NoReport)
+            OutputFile.Check(HtmlReport.PathFor(output), new OutputFileRules
+            {
+                Kind = "HTML report",
+                IsReplaceable = HtmlReport.IsHtml,
+                Overwrite = settings.Force,
+                OverwriteHint = "add --force, or --no-report",
+            });
         return output;
     }
 }

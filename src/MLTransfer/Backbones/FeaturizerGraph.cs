@@ -171,10 +171,11 @@ public static class FeaturizerGraph
         }
         else
         {
-            // A reused graph counts as recent, so another run's TrimFolder does not delete it while this run uses it.
+            // A reused graph counts as recent, so another run's TrimFolder does not delete it while this run uses it. The access
+            // time carries this, not the write time, which is part of the identity of graphs derived from this one (InferenceGraph).
             try
             {
-                File.SetLastWriteTimeUtc(path, DateTime.UtcNow);
+                File.SetLastAccessTimeUtc(path, DateTime.UtcNow);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -191,8 +192,9 @@ public static class FeaturizerGraph
     public const long DefaultMaxFolderBytes = 1L << 30;
 
     /// <summary>
-    /// Deletes the oldest <c>.onnx</c> files of a graph folder until it holds at most <paramref name="maxBytes"/>; files written in
-    /// the last ten minutes (possibly about to be opened by another run) and <paramref name="keep"/> stay. Returns how many were deleted.
+    /// Deletes the least recently used <c>.onnx</c> files of a graph folder (by the later of their write and access times) until it
+    /// holds at most <paramref name="maxBytes"/>; files used in the last ten minutes (possibly about to be opened by another run) and
+    /// <paramref name="keep"/> stay. Returns how many were deleted.
     /// </summary>
     /// <param name="folder">The graph folder.</param>
     /// <param name="maxBytes">Size bound.</param>
@@ -211,11 +213,12 @@ public static class FeaturizerGraph
         var total = files.Sum(f => f.Length);
         var recent = DateTime.UtcNow.AddMinutes(-10);
         var deleted = 0;
-        foreach (var file in files.OrderBy(f => f.LastWriteTimeUtc))
+        static DateTime LastUse(FileInfo f) => f.LastAccessTimeUtc > f.LastWriteTimeUtc ? f.LastAccessTimeUtc : f.LastWriteTimeUtc;
+        foreach (var file in files.OrderBy(LastUse))
         {
             if (total <= maxBytes)
                 break;
-            if (file.LastWriteTimeUtc > recent || file.FullName == keep)
+            if (LastUse(file) > recent || file.FullName == keep)
                 continue;
             try
             {

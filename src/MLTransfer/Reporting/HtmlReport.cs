@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 using MLTransfer.Evaluation;
+using MLTransfer.IO;
 
 namespace MLTransfer.Reporting;
 
@@ -22,13 +23,32 @@ public static class HtmlReport
     /// <param name="path">The <c>.html</c> file.</param>
     public static void Write(ModelReport report, string path) => AtomicFile.WriteAllText(path, Render(report));
 
-    /// <summary>The path of a model's report: <c>&lt;model&gt;.report.html</c> beside it (<c>models/a.zip</c> → <c>models/a.report.html</c>).</summary>
+    /// <summary>
+    /// The path of a model's report: <c>&lt;model&gt;.report.html</c> beside it (<c>models/a.zip</c> → <c>models/a.report.html</c>),
+    /// the name shortened like every companion file when it would be too long for the file system (<see cref="OutputFile.Companion"/>).
+    /// </summary>
     /// <param name="modelPath">The model file.</param>
     public static string PathFor(string modelPath)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(modelPath);
-        var full = Path.GetFullPath(modelPath);
-        return Path.Combine(Path.GetDirectoryName(full)!, Path.GetFileNameWithoutExtension(full) + ".report.html");
+        return OutputFile.Companion(modelPath, ".report.html");
+    }
+
+    /// <summary>True when the file is an HTML document (starts with <c>&lt;!DOCTYPE html</c> or <c>&lt;html</c>), which a new report may replace.</summary>
+    /// <param name="path">A file.</param>
+    public static bool IsHtml(string path)
+    {
+        try
+        {
+            using var reader = new StreamReader(path);
+            var buffer = new char[64];
+            var start = new string(buffer, 0, reader.ReadBlock(buffer)).TrimStart();
+            return start.StartsWith("<!DOCTYPE html", StringComparison.OrdinalIgnoreCase) || start.StartsWith("<html", StringComparison.OrdinalIgnoreCase);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Renders the report as HTML.</summary>

@@ -82,13 +82,13 @@ public class BadInputCliTests
         var output = TestData.TempFolder();
         var model = Path.Combine(output, "model.zip");
         Assert.That(Cli(Train(_train, model, "--validation-fraction", "0.25")).Code, Is.Zero);
-        Assert.That(Directory.GetFiles(output).Select(Path.GetFileName), Is.EquivalentTo(new[] { "model.zip", "model.confusion.png" }));
+        Assert.That(Directory.GetFiles(output).Select(Path.GetFileName), Is.EquivalentTo(new[] { "model.zip", "model.confusion.png", "model.report.html" }));
 
         Assert.That(Cli("evaluate", _model, _train, "--json").Code, Is.Zero);
         Assert.That(Cli("predict", _model, _train, "--json").Code, Is.Zero);
         var table = Path.Combine(output, "features.csv");
         Assert.That(Cli("featurize", _train, "--output", table, "--backbone", _spec).Code, Is.Zero);
-        Assert.That(Directory.GetFiles(output).Select(Path.GetFileName), Is.EquivalentTo(new[] { "model.zip", "model.confusion.png", "features.csv" }));
+        Assert.That(Directory.GetFiles(output).Select(Path.GetFileName), Is.EquivalentTo(new[] { "model.zip", "model.confusion.png", "model.report.html", "features.csv" }));
 
         var otherClasses = TestData.CopySample(2, "0", "5");
         Assert.That(Cli("evaluate", _model, otherClasses).Code, Is.EqualTo(1), "an error path cleans up too");
@@ -144,7 +144,7 @@ public class BadInputCliTests
         Assert.That(run.Code, Is.Zero, "a 254-character name is valid: " + run.All);
         Assert.That(File.Exists(longName));
         Assert.That(Directory.GetFiles(folder).Select(f => Encoding.UTF8.GetByteCount(Path.GetFileName(f))), Has.All.LessThanOrEqualTo(255));
-        Assert.That(Directory.GetFiles(folder), Has.Length.EqualTo(2), "the model and its (shortened) confusion plot");
+        Assert.That(Directory.GetFiles(folder), Has.Length.EqualTo(3), "the model, its (shortened) confusion plot and its (shortened) report");
     }
 
     [Test]
