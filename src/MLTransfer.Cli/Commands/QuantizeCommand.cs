@@ -7,7 +7,7 @@ using Spectre.Console.Cli;
 namespace MLTransfer.Cli.Commands;
 
 /// <summary>Arguments of <c>mltransfer quantize</c>.</summary>
-public sealed class QuantizeSettings : CommonSettings
+public sealed class QuantizeSettings : CalibrationSettings
 {
     /// <summary>The float model.</summary>
     [CommandArgument(0, "<model>")]
@@ -34,16 +34,6 @@ public sealed class QuantizeSettings : CommonSettings
     [Description("Print exactly one JSON object (the quantisation report) on stdout.")]
     public bool Json { get; set; }
 
-    /// <summary>Calibration method.</summary>
-    [CommandOption("--calibration-method <METHOD>")]
-    [Description("minmax (each tensor's smallest and largest value, ONNX Runtime's default) or percentile (clip the rarest values, see --percentile). Default: minmax.")]
-    public MLTransfer.Quantization.CalibrationMethod CalibrationMethod { get; set; } = MLTransfer.Quantization.CalibrationMethod.MinMax;
-
-    /// <summary>Percentile for the percentile method.</summary>
-    [CommandOption("--percentile <P>")]
-    [Description("With --calibration-method percentile: share (%) of each tensor's values inside its range. Default: 99.99.")]
-    public double Percentile { get; set; } = 99.99;
-
     /// <inheritdoc />
     public override ValidationResult Validate()
     {
@@ -51,11 +41,9 @@ public sealed class QuantizeSettings : CommonSettings
             return ValidationResult.Error("--calibration <folder> is required: images to calibrate the int8 activation ranges on.");
         if (string.IsNullOrWhiteSpace(Output))
             return ValidationResult.Error("--output <model-int8.zip> is required.");
-        if (Percentile is <= 50 or > 100)
-            return ValidationResult.Error("--percentile must be in (50, 100].");
         if (CalibrationImages is < 1)
             return ValidationResult.Error("--calibration-images must be at least 1.");
-        return ValidationResult.Success();
+        return base.Validate();
     }
 }
 
@@ -70,7 +58,8 @@ public sealed class QuantizeCommand : Command<QuantizeSettings>
     {
         if (!Directory.Exists(settings.Calibration))
             throw new DirectoryNotFoundException($"Calibration folder '{settings.Calibration}' does not exist.");
-        var options = new QuantizationOptions { CalibrationFolder = settings.Calibration, Method = settings.CalibrationMethod, Percentile = settings.Percentile };
+        var options = settings.ToQuantizationOptions();
+        options.CalibrationFolder = settings.Calibration;
         if (settings.CalibrationImages is { } count)
             options.MaxCalibrationImages = count;
         var console = CliApp.Ui(settings.Json);

@@ -8,7 +8,7 @@ using Spectre.Console.Cli;
 namespace MLTransfer.Cli.Commands.Bench;
 
 /// <summary>Arguments of <c>mltransfer bench quantize</c>.</summary>
-public sealed class BenchQuantizeSettings : CommonSettings
+public sealed class BenchQuantizeSettings : CalibrationSettings
 {
     /// <summary>Images for the speed comparison.</summary>
     [CommandArgument(0, "[folder]")]
@@ -55,16 +55,6 @@ public sealed class BenchQuantizeSettings : CommonSettings
     [Description("Print the report as JSON.")]
     public bool Json { get; set; }
 
-    /// <summary>Calibration method.</summary>
-    [CommandOption("--calibration-method <METHOD>")]
-    [Description("minmax (each tensor's smallest and largest value, ONNX Runtime's default) or percentile (clip the rarest values, see --percentile). Default: minmax.")]
-    public MLTransfer.Quantization.CalibrationMethod CalibrationMethod { get; set; } = MLTransfer.Quantization.CalibrationMethod.MinMax;
-
-    /// <summary>Percentile for the percentile method.</summary>
-    [CommandOption("--percentile <P>")]
-    [Description("With --calibration-method percentile: share (%) of each tensor's values inside its range. Default: 99.99.")]
-    public double Percentile { get; set; } = 99.99;
-
     /// <inheritdoc />
     public override ValidationResult Validate()
     {
@@ -74,11 +64,9 @@ public sealed class BenchQuantizeSettings : CommonSettings
             return ValidationResult.Error("Nothing to do: --no-speed without --accuracy.");
         if (Accuracy.FirstOrDefault(a => !Directory.Exists(a)) is { } missing)
             return ValidationResult.Error($"Dataset folder '{missing}' does not exist.");
-        if (Percentile is <= 50 or > 100)
-            return ValidationResult.Error("--percentile must be in (50, 100].");
         if (Limit < 1 || Rounds < 1 || Profile < 0 || ImageSize < 32)
             return ValidationResult.Error("--limit and --rounds must be at least 1, --profile at least 0, --image-size at least 32.");
-        return ValidationResult.Success();
+        return base.Validate();
     }
 }
 
@@ -98,7 +86,7 @@ public sealed class BenchQuantizeCommand : Command<BenchQuantizeSettings>
         var benchmark = new QuantizationBenchmarkSettings
         {
             Limit = settings.Limit, Rounds = settings.Rounds, IncludePlainGraph = settings.Plain, ImageSize = settings.ImageSize, ProfileBatches = settings.Profile,
-            Quantization = new MLTransfer.Quantization.QuantizationOptions { Method = settings.CalibrationMethod, Percentile = settings.Percentile },
+            Quantization = settings.ToQuantizationOptions(),
         };
         var speed = settings.NoSpeed ? null : QuantizationBenchmark.RunSpeed(settings.Folder!, benchmark, Log);
         var accuracy = new List<QuantizedAccuracy>();

@@ -1,0 +1,27 @@
+using System.ComponentModel;
+using MLTransfer.Quantization;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace MLTransfer.Cli.Commands;
+
+/// <summary>The calibration options shared by <c>mltransfer quantize</c> and <c>mltransfer bench quantize</c>.</summary>
+public abstract class CalibrationSettings : CommonSettings
+{
+    /// <summary>Calibration method.</summary>
+    [CommandOption("--calibration-method <METHOD>")]
+    [Description("minmax (each tensor's smallest and largest value, ONNX Runtime's default) or percentile (clip the rarest values, see --percentile). Default: minmax.")]
+    public CalibrationMethod CalibrationMethod { get; set; } = CalibrationMethod.MinMax;
+
+    /// <summary>Percentile for the percentile method.</summary>
+    [CommandOption("--percentile <P>")]
+    [Description("With --calibration-method percentile: share (%) of each tensor's values inside its range. Default: 99.99.")]
+    public double Percentile { get; set; } = 99.99;
+
+    /// <summary>The quantisation options these settings give (method and percentile; the caller adds the rest).</summary>
+    public QuantizationOptions ToQuantizationOptions() => new() { Method = CalibrationMethod, Percentile = Percentile };
+
+    /// <inheritdoc />
+    public override ValidationResult Validate() =>
+        Percentile is <= 50 or > 100 ? ValidationResult.Error("--percentile must be in (50, 100].") : base.Validate();
+}
