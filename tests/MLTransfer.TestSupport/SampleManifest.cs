@@ -4,7 +4,7 @@ using System.Text;
 namespace MLTransfer.Tests.TestSupport;
 
 /// <summary>
-/// Builds a multi-task manifest on the fly over the bundled sign-language digits (UTKFace must stay in ../shared):
+/// Builds a multi-task manifest on the fly over the bundled sign-language digits (the UTKFace data may not be copied into the repository):
 /// task <c>digit</c> (the folder, classification), <c>parity</c> (even/odd, classification) and <c>value</c>
 /// (the digit as a number, regression). Images are copied into a fresh temporary folder next to the manifest.
 /// </summary>
