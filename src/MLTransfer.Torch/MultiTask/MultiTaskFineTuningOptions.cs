@@ -40,7 +40,7 @@ public enum GradientBalancing
 }
 
 /// <summary>Options of multi-task fine-tuning: a shared backbone trained jointly with one head per task.</summary>
-public sealed class MultiTaskFineTuningOptions
+public sealed class MultiTaskFineTuningOptions : Training.ILoopSettings
 {
     /// <summary>Task columns to learn, in this order; null means every input column except <c>ImagePath</c>. The default value is null.</summary>
     public IReadOnlyList<string>? Tasks { get; set; }

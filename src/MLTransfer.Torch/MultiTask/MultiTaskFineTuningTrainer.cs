@@ -68,24 +68,7 @@ public sealed class MultiTaskFineTuningTrainer
                 o.Balancing.ToString(),
                 description.Identity);
             var objective = new MultiTaskObjective(network, targets, trainRows, validation, validationRows, o, runKey);
-            var history = TrainingLoop.Run(objective, new TrainingPlan
-            {
-                Epochs = o.Epochs,
-                BatchSize = o.BatchSize,
-                Optimizer = OptimizerKind.AdamW,
-                LearningRate = o.LearningRate,
-                Schedule = LearningRateSchedule.OneCycle,
-                WarmupEpochs = 0.5,
-                UnfreezeAfterEpochs = o.UnfreezeAfterEpochs,
-                EarlyStoppingPatience = o.EarlyStoppingPatience,
-                CheckpointDirectory = o.CheckpointDirectory,
-                Resume = o.Resume,
-                Seed = o.Seed,
-                Threads = o.Threads,
-                DataThreads = o.DataThreads,
-                MetricsCallback = o.MetricsCallback,
-                Progress = o.Progress,
-            }, cancellationToken);
+            var history = TrainingLoop.Run(objective, TrainingPlan.From(o, OptimizerKind.AdamW, LearningRateSchedule.OneCycle, warmupEpochs: 0.5), cancellationToken);
             network.eval();
             var heads = MultiTaskObjective.ExportHeads(network, targets);
             return new MultiTaskFineTunedModel(network.Backbone.ExportModel(), heads, o.ImageSize, history);

@@ -45,6 +45,26 @@ internal sealed record TrainingPlan
     /// <summary>How often <see cref="Progress"/> hears from the loop. The default value is one second.</summary>
     public TimeSpan ProgressInterval { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>A plan from a technique's shared loop settings, with the optimiser and schedule the technique uses.</summary>
+    public static TrainingPlan From(ILoopSettings settings, OptimizerKind optimizer, LearningRateSchedule schedule, double warmupEpochs) => new()
+    {
+        Epochs = settings.Epochs,
+        BatchSize = settings.BatchSize,
+        Optimizer = optimizer,
+        LearningRate = settings.LearningRate,
+        Schedule = schedule,
+        WarmupEpochs = warmupEpochs,
+        UnfreezeAfterEpochs = settings.UnfreezeAfterEpochs,
+        EarlyStoppingPatience = settings.EarlyStoppingPatience,
+        CheckpointDirectory = settings.CheckpointDirectory,
+        Resume = settings.Resume,
+        Seed = settings.Seed,
+        Threads = settings.Threads,
+        DataThreads = settings.DataThreads,
+        MetricsCallback = settings.MetricsCallback,
+        Progress = settings.Progress,
+    };
+
     /// <summary>Throws when a setting is out of range.</summary>
     public void Validate()
     {
