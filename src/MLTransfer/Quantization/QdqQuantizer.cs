@@ -81,10 +81,16 @@ public static class QdqQuantizer
         var imageSize = ImageSize(graph);
         var sourceOpset = DefaultOpset(graph);
         var prepared = Prepare(graph, imageSize, out var folded);
+        ArgumentOutOfRangeException.ThrowIfNegative(options.FloatConvolutions, nameof(options));
         var plan = Plan(prepared.Graph);
         var ranges = Calibrate(prepared, plan.Calibrated, calibrationImages, imageSize, options, out var used, out var rejected, progress);
         var reference = options.BiasCorrection ? prepared.Clone() : null;
-        var convolutions = InsertQdq(prepared.Graph, plan, ranges);
+        var keptFloat = options.FloatConvolutions == 0
+            ? new HashSet<string>(StringComparer.Ordinal)
+            : MostSensitive(prepared, ranges, Spread(calibrationImages, options.SensitivityImages), imageSize, options.BatchSize, options.FloatConvolutions);
+        if (keptFloat.Count > 0)
+            plan = Plan(prepared.Graph, keptFloat);
+        var convolutions = InsertQdq(prepared.Graph, plan, ranges, keptFloat);
         var corrected = reference is null ? 0
             : CorrectBiases(reference, prepared, Spread(calibrationImages, options.BiasCorrectionImages), imageSize, options.BatchSize);
         summary = new QuantizationSummary(convolutions, plan.Tensors.Count, folded, sourceOpset, used, rejected) { BiasCorrectedConvolutions = corrected };
@@ -300,15 +306,21 @@ public static class QdqQuantizer
     // Step 2: which tensors get a QDQ pair, and which share another tensor's parameters (MaxPool outputs).
     internal sealed record QuantizationPlan(IReadOnlyList<string> Tensors, IReadOnlyDictionary<string, string> SharedWith, IReadOnlyList<string> Calibrated);
 
-    internal static QuantizationPlan Plan(GraphProto graph)
+    // floatConvolutions: convolutions (by output name) that stay float; onlyConvolution: plan that one convolution alone
+    // (no residual additions), to measure its sensitivity.
+    internal static QuantizationPlan Plan(GraphProto graph, IReadOnlySet<string>? floatConvolutions = null, string? onlyConvolution = null)
     {
         var initializers = graph.Initializer.Select(t => t.Name).ToHashSet();
         var tensors = new HashSet<string>(StringComparer.Ordinal);
         foreach (var node in graph.Node)
         {
-            if (IsQuantizableConv(graph, node) && !initializers.Contains(node.Input[0]))
-                tensors.Add(node.Input[0]);
-            else if (node.OpType == "Add" && node.Input.Count == 2 && node.Input.All(i => !initializers.Contains(i)))
+            if (IsQuantizableConv(graph, node))
+            {
+                if (!initializers.Contains(node.Input[0]) && floatConvolutions?.Contains(node.Output[0]) != true
+                    && (onlyConvolution is null || node.Output[0] == onlyConvolution))
+                    tensors.Add(node.Input[0]);
+            }
+            else if (onlyConvolution is null && node.OpType == "Add" && node.Input.Count == 2 && node.Input.All(i => !initializers.Contains(i)))
                 tensors.UnionWith(node.Input);
         }
         var shared = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -539,8 +551,47 @@ public static class QdqQuantizer
         ranges[tensor] = (Math.Min(min, TensorPrimitives.Min(values)), Math.Max(max, TensorPrimitives.Max(values)));
     }
 
+    // Mixed precision: quantise one convolution at a time (its input and weights), measure how far the graph's output moves
+    // from the float graph's (mean 1 − cosine over the images) and return the `count` convolutions that move it most.
+    private static HashSet<string> MostSensitive(ModelProto prepared, IReadOnlyDictionary<string, (float Min, float Max)> ranges,
+        IReadOnlyList<string> images, int imageSize, int batchSize, int count)
+    {
+        var convolutions = prepared.Graph.Node.Where(n => IsQuantizableConv(prepared.Graph, n)).Select(n => n.Output[0]).ToList();
+        if (count >= convolutions.Count)
+            return convolutions.ToHashSet(StringComparer.Ordinal);
+        var reference = Outputs(prepared, images, imageSize, batchSize);
+        var sensitivity = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var conv in convolutions)
+        {
+            var single = prepared.Clone();
+            var plan = Plan(single.Graph, onlyConvolution: conv);
+            var others = convolutions.Where(c => c != conv).ToHashSet(StringComparer.Ordinal);
+            InsertQdq(single.Graph, plan, ranges, others);
+            var outputs = Outputs(single, images, imageSize, batchSize);
+            sensitivity[conv] = reference.Zip(outputs, (a, b) => 1 - TensorPrimitives.CosineSimilarity(a, b)).Average();
+        }
+        return sensitivity.OrderByDescending(p => p.Value).ThenBy(p => convolutions.IndexOf(p.Key)).Take(count).Select(p => p.Key).ToHashSet(StringComparer.Ordinal);
+    }
+
+    // The graph's output for each readable image, one row per image.
+    private static List<float[]> Outputs(ModelProto model, IReadOnlyList<string> images, int imageSize, int batchSize)
+    {
+        var rows = new List<float[]>();
+        using var options = OnnxImageFeaturizer.CreateSessionOptions();
+        using var session = CreateSession(model, options);
+        var output = model.Graph.Output[0].Name;
+        RunCalibration(session, [output], images, imageSize, batchSize, (_, n, values) =>
+        {
+            var width = values.Length / n;
+            for (var i = 0; i < n; i++)
+                rows.Add(values.Slice(i * width, width).ToArray());
+        }, null);
+        return rows;
+    }
+
     // Step 4: QuantizeLinear → DequantizeLinear on the planned tensors, int8 weights and int32 biases on the convolutions.
-    internal static int InsertQdq(GraphProto graph, QuantizationPlan plan, IReadOnlyDictionary<string, (float Min, float Max)> ranges)
+    internal static int InsertQdq(GraphProto graph, QuantizationPlan plan, IReadOnlyDictionary<string, (float Min, float Max)> ranges,
+        IReadOnlySet<string>? floatConvolutions = null)
     {
         var parameters = new Dictionary<string, (string Scale, string ZeroPoint, float ScaleValue)>(StringComparer.Ordinal);
         var index = 0;
@@ -574,6 +625,13 @@ public static class QdqQuantizer
             EmitPair(input.Name);
         foreach (var node in original)
         {
+            if (IsQuantizableConv(graph, node) && floatConvolutions?.Contains(node.Output[0]) == true)
+            {
+                rebuilt.Add(node);
+                foreach (var output in node.Output.Where(dequantized.ContainsKey))
+                    EmitPair(output);
+                continue;
+            }
             for (var i = 0; i < node.Input.Count; i++)
                 if (dequantized.TryGetValue(node.Input[i], out var replacement))
                     node.Input[i] = replacement;

@@ -52,6 +52,16 @@ public sealed class QuantizationOptions
     /// <summary>Calibration images used to measure the bias correction. The default value is 64.</summary>
     public int BiasCorrectionImages { get; set; } = 64;
 
+    /// <summary>
+    /// How many convolutions stay float (mixed precision): the ones whose int8 version changes the graph's output most,
+    /// measured one convolution at a time on the first <see cref="SensitivityImages"/> calibration images (1 − cosine of the
+    /// output against the float graph's). Each one kept float costs speed; 0 quantises every convolution. The default value is 0.
+    /// </summary>
+    public int FloatConvolutions { get; set; }
+
+    /// <summary>Calibration images on which <see cref="FloatConvolutions"/> measures each convolution's sensitivity. The default value is 32.</summary>
+    public int SensitivityImages { get; set; } = 32;
+
     /// <summary>Images per calibration batch. The default value is 8.</summary>
     public int BatchSize { get; set; } = 8;
 
@@ -59,7 +69,8 @@ public sealed class QuantizationOptions
     public string Key => (Method == CalibrationMethod.MinMax
         ? $"mm{MaxCalibrationImages}"
         : $"p{Percentile.ToString(System.Globalization.CultureInfo.InvariantCulture)}-{MaxCalibrationImages}")
-        + (BiasCorrection ? $"-bc{BiasCorrectionImages}" : "");
+        + (BiasCorrection ? $"-bc{BiasCorrectionImages}" : "")
+        + (FloatConvolutions > 0 ? $"-f{FloatConvolutions}s{SensitivityImages}" : "");
 
     /// <summary>A copy of these options.</summary>
     public QuantizationOptions Clone() => (QuantizationOptions)MemberwiseClone();

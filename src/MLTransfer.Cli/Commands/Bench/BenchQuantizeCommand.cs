@@ -45,6 +45,11 @@ public sealed class BenchQuantizeSettings : CalibrationSettings
     [Description("Dataset for the accuracy comparison (repeatable): a folder with train/ and test/ class folders, or class folders split 80/20 (stratified, seed 1).")]
     public string[] Accuracy { get; set; } = [];
 
+    /// <summary>Also train on int8 features.</summary>
+    [CommandOption("--train-on-int8")]
+    [Description("With --accuracy: also train a head on the int8 engine's features and score that model's int8 .zip (int8 throughout, as `train --int8`).")]
+    public bool TrainOnInt8 { get; set; }
+
     /// <summary>Image size.</summary>
     [CommandOption("--image-size <PIXELS>")]
     [Description("Square image size. Default: 224.")]
@@ -86,7 +91,7 @@ public sealed class BenchQuantizeCommand : Command<BenchQuantizeSettings>
         var benchmark = new QuantizationBenchmarkSettings
         {
             Limit = settings.Limit, Rounds = settings.Rounds, IncludePlainGraph = settings.Plain, ImageSize = settings.ImageSize, ProfileBatches = settings.Profile,
-            Quantization = settings.ToQuantizationOptions(),
+            Quantization = settings.ToQuantizationOptions(), TrainOnInt8Features = settings.TrainOnInt8,
         };
         var speed = settings.NoSpeed ? null : QuantizationBenchmark.RunSpeed(settings.Folder!, benchmark, Log);
         var accuracy = new List<QuantizedAccuracy>();
@@ -150,9 +155,15 @@ public sealed class BenchQuantizeCommand : Command<BenchQuantizeSettings>
                 .AddColumn(new TableColumn("fp32 acc").RightAligned()).AddColumn(new TableColumn("int8 acc").RightAligned())
                 .AddColumn(new TableColumn("loss (points)").RightAligned()).AddColumn(new TableColumn("same prediction").RightAligned())
                 .AddColumn(new TableColumn(".zip fp32 → int8").RightAligned());
+            var trained = report.Accuracy.Any(a => a.Int8Trained is not null);
+            if (trained)
+                table.AddColumn(new TableColumn("trained on int8: acc").RightAligned()).AddColumn(new TableColumn("loss (points)").RightAligned());
             foreach (var a in report.Accuracy)
-                table.AddRow(Markup.Escape(a.Dataset), $"{a.Train:N0} / {a.Test:N0}", $"{a.Float:P2}", $"{a.Int8:P2}", $"{a.LossPoints:0.00}", $"{a.Agreement:P1}",
-                    $"{a.FloatBytes / 1048576.0:0.0} → {a.Int8Bytes / 1048576.0:0.0} MiB");
+            {
+                string[] cells = [Markup.Escape(a.Dataset), $"{a.Train:N0} / {a.Test:N0}", $"{a.Float:P2}", $"{a.Int8:P2}", $"{a.LossPoints:0.00}", $"{a.Agreement:P1}",
+                    $"{a.FloatBytes / 1048576.0:0.0} → {a.Int8Bytes / 1048576.0:0.0} MiB"];
+                table.AddRow(trained ? [.. cells, a.Int8Trained is { } t ? $"{t:P2}" : "—", a.Int8TrainedLossPoints is { } l ? $"{l:0.00}" : "—"] : cells);
+            }
             console.Write(table);
         }
     }
