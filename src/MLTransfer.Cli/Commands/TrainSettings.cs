@@ -108,14 +108,19 @@ public sealed class TrainSettings : CommonSettings
     [Description("fine-tuning, multi-task-fine-tuning, dann/mmd/deep-coral: continue a killed run from its last checkpoint (<model>.checkpoints).")]
     public bool Resume { get; set; }
 
-    /// <summary>Fine-tuning: train only the top blocks on cached lower-block outputs.</summary>
+    /// <summary>Fine-tuning: train only the top blocks on cached lower-block outputs (the default).</summary>
     [CommandOption("--top-blocks-only")]
-    [Description("Fine-tuning: freeze the lower blocks and cache their outputs (fast on CPUs).")]
+    [Description("Fine-tuning: freeze the lower blocks and cache their outputs (fast on CPUs). This is the default; the flag only makes it explicit.")]
     public bool TopBlocksOnly { get; set; }
+
+    /// <summary>Fine-tuning: train the whole network.</summary>
+    [CommandOption("--whole-network")]
+    [Description("Fine-tuning: train every block on images streamed from their files each epoch, instead of the top blocks on cached lower-block outputs.")]
+    public bool WholeNetwork { get; set; }
 
     /// <summary>Fine-tuning: views per image cached in top-blocks mode.</summary>
     [CommandOption("--top-block-views")]
-    [Description("Fine-tuning with --top-blocks-only: cached views per training image, the exact one and N-1 augmented ones (default 1: no augmentation).")]
+    [Description("Fine-tuning in top-blocks mode: cached views per training image, the exact one and N-1 augmented ones (default 3; 1: no augmentation).")]
     public int? TopBlockViews { get; set; }
 
     /// <summary>Domain adaptation: unlabelled target folder.</summary>
@@ -201,9 +206,11 @@ public sealed class TrainSettings : CommonSettings
             },
             technique == "domain-adaptation" ? Check.OneOf("--method", Method, ["coral", "adabn", "dann", "mmd", "deep-coral", "source-only"]) : null,
             technique == "domain-adaptation" && Target is null ? "Domain adaptation needs --target <folder of unlabelled target-domain images>." : null,
-            technique == "multi-task-fine-tuning" ? Check.OneOf("--loss-weighting", LossWeighting, ["uncertainty", "equal", "fixed"]) : null,
+            technique == "multi-task-fine-tuning" ? Check.OneOf("--loss-weighting", LossWeighting, ["uncertainty", "equal", "fixed", "gradnorm"]) : null,
             technique == "multi-task-fine-tuning" ? Check.OneOf("--gradient-balancing", GradientBalancing, ["none", "pcgrad"]) : null,
             Folder is null && Manifest is null && Features is null ? "Give the training folder (or --manifest for multi-task, or --features for featurised parts)." : null,
+            WholeNetwork && TopBlocksOnly ? "--whole-network and --top-blocks-only exclude each other." : null,
+            WholeNetwork && TopBlockViews is not null ? "--top-block-views needs top-blocks mode; drop --whole-network." : null,
             Layer is not null && technique != "feature-extraction" ? $"--layer is an option of --technique feature-extraction, not {Technique}." : null,
             Check.Extension("--output", Output, Export.ModelFile.Extension),
             Check.Backbone(Backbone),

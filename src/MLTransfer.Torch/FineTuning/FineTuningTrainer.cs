@@ -93,7 +93,7 @@ public sealed class FineTuningTrainer
                 description.Identity);
             var objective = new FineTuningObjective(network, trainRows, train.Select(e => index[e.Label]).ToArray(), validationRows,
                 validation.Select(e => index[e.Label]).ToArray(), o, firstTrainedBlock, runKey);
-            var history = TrainingLoop.Run(objective, Plan(o), cancellationToken);
+            var history = TrainingLoop.Run(objective, TrainingPlan.From(o, o.Optimizer, o.Schedule, o.WarmupEpochs), cancellationToken);
             return new FineTunedModel(network, classNames, o.ImageSize, history);
         }
         catch
@@ -102,23 +102,4 @@ public sealed class FineTuningTrainer
             throw;
         }
     }
-
-    private static TrainingPlan Plan(FineTuningOptions o) => new()
-    {
-        Epochs = o.Epochs,
-        BatchSize = o.BatchSize,
-        Optimizer = o.Optimizer,
-        LearningRate = o.LearningRate,
-        Schedule = o.Schedule,
-        WarmupEpochs = o.WarmupEpochs,
-        UnfreezeAfterEpochs = o.UnfreezeAfterEpochs,
-        EarlyStoppingPatience = o.EarlyStoppingPatience,
-        CheckpointDirectory = o.CheckpointDirectory,
-        Resume = o.Resume,
-        Seed = o.Seed,
-        Threads = o.Threads,
-        DataThreads = o.DataThreads,
-        MetricsCallback = o.MetricsCallback,
-        Progress = o.Progress,
-    };
 }

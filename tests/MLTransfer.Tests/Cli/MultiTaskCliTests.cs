@@ -61,6 +61,18 @@ public class MultiTaskCliTests
     }
 
     [Test]
+    public void Should_fine_tune_with_gradnorm_loss_weighting_from_the_command_line()
+    {
+        var manifest = SampleManifest.Write(3, ["0", "1", "2", "3"]);
+        var model = Path.Combine(TestData.TempFolder(), "gradnorm.zip");
+        var (code, output, error) = CliTests.Run("train", "--technique", "multi-task-fine-tuning", "--manifest", manifest, "--tasks", "digit,parity",
+            "--output", model, "--image-size", "64", "--epochs", "1", "--unfreeze-after", "0", "--batch-size", "4", "--validation-fraction", "0.25",
+            "--loss-weighting", "gradnorm", "--no-plots", "--no-report");
+        Assert.That(code, Is.Zero, error + output);
+        Assert.That(MLTransfer.Evaluation.MultiTaskEvaluator.Tasks(ModelFile.Load(new MLContext(), model)).Keys, Is.EquivalentTo(new[] { "digit", "parity" }));
+    }
+
+    [Test]
     public void Should_reject_an_unknown_task_kind_and_a_manifest_path_escaping_its_folder()
     {
         var manifest = SampleManifest.Write(2, ["0", "1"]);

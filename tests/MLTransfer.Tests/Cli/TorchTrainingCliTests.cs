@@ -9,7 +9,23 @@ public class TorchTrainingCliTests
 {
     private static string[] FineTune(string folder, string model, params string[] more) =>
         ["train", folder, "--technique", "fine-tuning", "--output", model, "--image-size", "32", "--epochs", "2", "--unfreeze-after", "1",
-         "--batch-size", "4", "--validation-fraction", "0.25", "--no-plots", .. more];
+         "--batch-size", "4", "--validation-fraction", "0.25", "--no-plots", "--whole-network", .. more];
+
+    [Test]
+    public void Should_fine_tune_the_top_blocks_on_augmented_cached_views_by_default()
+    {
+        var folder = TestData.CopySample(4, "0", "1");
+        var model = Path.Combine(TestData.TempFolder(), "default.zip");
+        var (code, output, error) = CliTests.Run("train", folder, "--technique", "fine-tuning", "--output", model, "--image-size", "32", "--epochs", "2",
+            "--batch-size", "4", "--validation-fraction", "0.25", "--no-plots", "--no-report", "--cache-dir", Path.Combine(TestData.TempFolder(), "cache"));
+        Assert.That(code, Is.Zero, error + output);
+        Assert.That(output, Does.Contain("epoch 1/2 HeadOnly").And.Contain("epoch 2/2 TopBlocks"), "the default trains the top blocks");
+        Assert.That(File.Exists(model));
+
+        (code, _, error) = CliTests.Run(FineTune(folder, model, "--top-blocks-only", "--force"));
+        Assert.That(code, Is.EqualTo(2), "a usage error");
+        Assert.That(error, Does.Contain("--whole-network and --top-blocks-only exclude each other"));
+    }
 
     [Test]
     public void Should_fine_tune_write_checkpoints_and_resume_only_what_is_left()

@@ -21,7 +21,7 @@ public class ExplainTrainedBackboneTests
         // The fine-tuned backbone and head live only inside the .zip: maps computed from the pretrained weights could not
         // average to the reloaded model's logits.
         var ml = new MLContext(seed: 0);
-        var options = new FineTuningOptions { Epochs = 1, UnfreezeAfterEpochs = 0, BatchSize = 3, ImageSize = 64, ValidationFraction = 0, Seed = 3 };
+        var options = new FineTuningOptions { Epochs = 1, UnfreezeAfterEpochs = 0, BatchSize = 3, ImageSize = 64, ValidationFraction = 0, Seed = 3, TrainTopBlocksOnly = false };
         var model = ml.Transfer().FineTuning(options).Fit(ml.Data.LoadFromEnumerable(Images(classes: 3, perClass: 3)));
         var path = Path.Combine(TestData.TempFolder(), "fine-tuned.zip");
         ModelFile.Save(ml, model, path);

@@ -23,7 +23,7 @@ public class FineTuningTechniqueTests
         try
         {
             var train = Images(classes: 3, perClass: 3);
-            var options = new FineTuningOptions { Epochs = 1, UnfreezeAfterEpochs = 0, BatchSize = 3, ImageSize = 64, ValidationFraction = 0, Seed = 3 };
+            var options = new FineTuningOptions { Epochs = 1, UnfreezeAfterEpochs = 0, BatchSize = 3, ImageSize = 64, ValidationFraction = 0, Seed = 3, TrainTopBlocksOnly = false };
             using var model = new FineTuningTrainer(options).Fit(train);
 
             var ml = new MLContext(seed: 0);
@@ -75,6 +75,7 @@ public class FineTuningTechniqueTests
             var options = new FineTuningOptions
             {
                 Epochs = 2, BatchSize = 3, ImageSize = 64, ValidationFraction = 0.25, Seed = 1, GraphDirectory = dir, MetricsCallback = epochs.Add,
+                TrainTopBlocksOnly = false,
             };
 
             var model = ml.Transfer().FineTuning(options).Fit(data);
@@ -103,7 +104,7 @@ public class FineTuningTechniqueTests
     public void Should_pass_the_estimator_checks()
     {
         var ml = new MLContext(seed: 0);
-        var options = new FineTuningOptions { Epochs = 1, UnfreezeAfterEpochs = 0, BatchSize = 4, ImageSize = 32, ValidationFraction = 0, Seed = 2 };
+        var options = new FineTuningOptions { Epochs = 1, UnfreezeAfterEpochs = 0, BatchSize = 4, ImageSize = 32, ValidationFraction = 0, Seed = 2, TrainTopBlocksOnly = false };
         var probes = Images(classes: 2, perClass: 2, skip: 10).Select(e => e.ImagePath).ToArray();
         EstimatorChecks.Run(ml, ml.Transfer().FineTuning(options), Images(classes: 2, perClass: 3), probes);
     }
@@ -119,7 +120,7 @@ public class FineTuningTechniqueTests
         {
             Assert.That(Path.GetTempPath().TrimEnd('/'), Is.EqualTo(temp.TrimEnd('/')));
             var ml = new MLContext(seed: 0);
-            var options = new FineTuningOptions { Epochs = 1, UnfreezeAfterEpochs = 0, BatchSize = 4, ImageSize = 32, ValidationFraction = 0.34, Seed = 2 };
+            var options = new FineTuningOptions { Epochs = 1, UnfreezeAfterEpochs = 0, BatchSize = 4, ImageSize = 32, ValidationFraction = 0.34, Seed = 2, TrainTopBlocksOnly = false };
             using (var model = ml.Transfer().FineTuning(options).Fit(TransferData.ToDataView(ml, Images(classes: 2, perClass: 3))))
                 ModelFile.Save(ml, model, Path.Combine(TestData.TempFolder(), "model.zip"));
             Assert.That(Directory.GetFileSystemEntries(temp, "*", SearchOption.AllDirectories), Is.Empty);

@@ -25,6 +25,8 @@ public class FineTuningTrainerTests
             ValidationFraction = 0.25,
             WarmupEpochs = 0.5,
             Seed = 7,
+            TrainTopBlocksOnly = false,
+            TopBlockViews = 1,
         };
         change?.Invoke(options);
         return options;

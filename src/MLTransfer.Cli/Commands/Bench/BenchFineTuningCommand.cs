@@ -39,7 +39,13 @@ public sealed class BenchFineTuningSettings : BenchSplitSettings
 
     /// <summary>Top-blocks mode.</summary>
     [CommandOption("--top-blocks-only")]
+    [Description("Top blocks on cached lower-block outputs (the default; explicit).")]
     public bool TopBlocksOnly { get; set; }
+
+    /// <summary>Whole-network mode.</summary>
+    [CommandOption("--whole-network")]
+    [Description("Fine-tune every block on streamed images instead of the top blocks.")]
+    public bool WholeNetwork { get; set; }
 
     /// <summary>Trained top blocks.</summary>
     [CommandOption("--top-blocks")]
@@ -90,7 +96,7 @@ public sealed class BenchFineTuningCommand : Command<BenchFineTuningSettings>
             LearningRate = settings.LearningRate ?? d.LearningRate,
             UnfreezeAfterEpochs = settings.UnfreezeAfter ?? d.UnfreezeAfterEpochs,
             EarlyStoppingPatience = settings.Patience ?? d.EarlyStoppingPatience,
-            TrainTopBlocksOnly = settings.TopBlocksOnly,
+            TrainTopBlocksOnly = !settings.WholeNetwork,
             TopBlocks = settings.TopBlocks ?? d.TopBlocks,
             TopBlockViews = settings.TopBlockViews ?? d.TopBlockViews,
             HalfPrecisionBlockCache = !settings.Fp32BlockCache,

@@ -68,7 +68,7 @@ public sealed class BenchTrainingMemoryCommand : Command<BenchTrainingMemorySett
                 [
                     .. prefix, "train", folder, "--technique", "fine-tuning", "--image-size", settings.ImageSize.ToString(CultureInfo.InvariantCulture),
                     "--epochs", settings.Epochs.ToString(CultureInfo.InvariantCulture), "--unfreeze-after", "0", "--output", Path.Combine(work, "model.zip"),
-                    "--cache-dir", Path.Combine(work, "cache"), "--no-plots", .. (settings.TopBlocksOnly ? new[] { "--top-blocks-only" } : []),
+                    "--cache-dir", Path.Combine(work, "cache"), "--no-plots", .. (settings.TopBlocksOnly ? new[] { "--top-blocks-only" } : ["--whole-network"]),
                 ];
                 console.MarkupLineInterpolated($"[grey]{count:N0} images: {host} {string.Join(' ', arguments)}[/]");
                 var last = "";

@@ -27,7 +27,7 @@ public sealed class FineTuningRunner : ITrainRunner
             ValidationFraction = settings.ValidationFraction,
             Validation = validation?.Examples,
             Seed = settings.Seed,
-            TrainTopBlocksOnly = settings.TopBlocksOnly,
+            TrainTopBlocksOnly = !settings.WholeNetwork,
             TopBlockViews = settings.TopBlockViews ?? defaults.TopBlockViews,
             Resume = settings.Resume,
             OnnxExportPath = IO.OutputFile.Companion(settings.Output, ".onnx"),
