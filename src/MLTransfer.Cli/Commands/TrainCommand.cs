@@ -29,7 +29,17 @@ public sealed class TrainCommand : Command<TrainSettings>
         var skipped = RunnerSupport.CollectSkipped();
         var mlContext = new MLContext(seed: settings.Seed);
         using var model = runner.Train(settings, mlContext, console);
-        ModelFile.Save(mlContext, model, output);
+        if (settings.QuantizationOptions() is { } int8)
+        {
+            // The head was trained on the int8 engine's features; the saved graph gets the same quantisation.
+            using var scratch = ScratchFolder.Create();
+            var floatModel = Path.Combine(scratch.Path, "float.zip");
+            ModelFile.Save(mlContext, model, floatModel);
+            var quantized = Quantization.ModelQuantizer.Quantize(floatModel, output, int8);
+            console.MarkupLineInterpolated($"[grey]int8: {quantized.Graphs.Sum(g => g.QuantizedConvolutions)} convolutions on int8 kernels, {quantized.CalibrationImages.Count} calibration images; {quantized.InputBytes / 1048576.0:0.0} → {quantized.OutputBytes / 1048576.0:0.0} MiB[/]");
+        }
+        else
+            ModelFile.Save(mlContext, model, output);
         Reports.Summary(console, model.Report, output, skipped);
         if (model.Report.Validation is { } validation)
         {

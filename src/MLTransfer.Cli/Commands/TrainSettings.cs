@@ -68,6 +68,30 @@ public sealed class TrainSettings : CommonSettings
     [Description("Feature extraction: backbone stage whose pooled output is the feature vector, e.g. layer2, layer3 or layer4 (several, comma-separated, are concatenated). Default: the backbone's output (layer4 for resnet18). 'mltransfer advise' ranks them.")]
     public string? Layer { get; set; }
 
+    /// <summary>Feature extraction: train on the int8 backbone's features and save the int8 model.</summary>
+    [CommandOption("--int8")]
+    [Description("Feature extraction: featurise with the backbone quantised to int8 (static QDQ, calibrated on --calibration or on 300 of the training images), train the head on those features, and save the int8 .zip (still ML.NET-only).")]
+    public bool Int8 { get; set; }
+
+    /// <summary>Calibration images for --int8.</summary>
+    [CommandOption("--calibration <FOLDER>")]
+    [Description("With --int8: images to calibrate the activation ranges on. Default: the training folder.")]
+    public string? Calibration { get; set; }
+
+    /// <summary>Convolutions kept float with --int8.</summary>
+    [CommandOption("--float-convs <N>")]
+    [Description("With --int8: keep the N convolutions whose int8 version changes the features most in float (see 'mltransfer quantize'). Default: the quantiser's.")]
+    public int? FloatConvolutions { get; set; }
+
+    /// <summary>The int8 settings of <c>--int8</c>; null without it.</summary>
+    public Quantization.QuantizationOptions? QuantizationOptions() => Int8
+        ? new Quantization.QuantizationOptions
+        {
+            CalibrationFolder = Calibration ?? Folder,
+            FloatConvolutions = FloatConvolutions ?? new Quantization.QuantizationOptions().FloatConvolutions,
+        }
+        : null;
+
     /// <summary>Cache folder.</summary>
     [CommandOption("--cache-dir")]
     [Description("Folder of the bottleneck (feature) cache.")]
@@ -209,6 +233,10 @@ public sealed class TrainSettings : CommonSettings
             technique == "multi-task-fine-tuning" ? Check.OneOf("--loss-weighting", LossWeighting, ["uncertainty", "equal", "fixed", "gradnorm"]) : null,
             technique == "multi-task-fine-tuning" ? Check.OneOf("--gradient-balancing", GradientBalancing, ["none", "pcgrad"]) : null,
             Folder is null && Manifest is null && Features is null ? "Give the training folder (or --manifest for multi-task, or --features for featurised parts)." : null,
+            Int8 && (technique != "feature-extraction" || Features is not null) ? "--int8 is an option of --technique feature-extraction on an image folder." : null,
+            !Int8 && (Calibration is not null || FloatConvolutions is not null) ? "--calibration and --float-convs need --int8." : null,
+            Calibration is not null && !Directory.Exists(Calibration) ? $"Calibration folder '{Calibration}' does not exist." : null,
+            Check.AtLeast("--float-convs", FloatConvolutions, 0),
             WholeNetwork && TopBlocksOnly ? "--whole-network and --top-blocks-only exclude each other." : null,
             WholeNetwork && TopBlockViews is not null ? "--top-block-views needs top-blocks mode; drop --whole-network." : null,
             Layer is not null && technique != "feature-extraction" ? $"--layer is an option of --technique feature-extraction, not {Technique}." : null,

@@ -95,6 +95,31 @@ public class ModelQuantizerTests
     }
 
     [Test]
+    public void Should_train_on_int8_features_and_save_the_int8_model_with_train_int8()
+    {
+        var folder = TestData.CopySample(8, Classes);
+        var output = Path.Combine(TestData.TempFolder(), "trained-int8.zip");
+
+        var (code, stdout, error) = CliTests.Run("train", folder, "--output", output, "--image-size", "96", "--int8", "--calibration", TestData.Sample,
+            "--validation-fraction", "0", "--no-plots", "--no-report", "--cache-dir", Shared.CacheDir);
+
+        Assert.That(code, Is.Zero, error + stdout);
+        Assert.That(stdout, Does.Contain("22 convolutions on int8 kernels"));
+        Assert.That(QdqQuantizer.IsQuantized(ModelQuantizer.ReadGraphs(output).Values.Single()), "the saved graph is the int8 one");
+        var loaded = ModelFile.Load(Ml, output);
+        var classes = ModelEvaluator.Classes(loaded);
+        var scores = ModelEvaluator.Predict(Ml, loaded, Probes);
+        var labels = new[] { "1", "4", "9", "4" };
+        var correct = scores.Select((s, i) => classes[Array.IndexOf(s, s.Max())] == labels[i]).Count(c => c);
+        Assert.That(correct, Is.GreaterThanOrEqualTo(3), "held-out sample digits (ground truth from their folders)");
+        Assert.That(Directory.GetFiles(Path.GetDirectoryName(output)!), Is.EqualTo(new[] { output }), "no float copy left beside it");
+
+        (code, _, error) = CliTests.Run("train", folder, "--technique", "fine-tuning", "--int8", "--output", Path.Combine(TestData.TempFolder(), "x.zip"));
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(error, Does.Contain("--int8 is an option of --technique feature-extraction"));
+    }
+
+    [Test]
     public void Should_give_one_line_errors_for_bad_input_and_write_nothing()
     {
         var folder = TestData.TempFolder();

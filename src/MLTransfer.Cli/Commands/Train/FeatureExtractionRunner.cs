@@ -24,7 +24,7 @@ public sealed class FeatureExtractionRunner : ITrainRunner
         {
             Backbone = RunnerSupport.Backbone(settings),
             Head = head,
-            Engine = RunnerSupport.Engine(settings, withLayers: true),
+            Engine = RunnerSupport.Engine(settings, withLayers: true, quantization: settings.QuantizationOptions()),
             ValidationFraction = settings.ValidationFraction,
             Validation = validation?.Examples,
             Seed = settings.Seed,

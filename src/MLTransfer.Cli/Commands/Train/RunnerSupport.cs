@@ -74,12 +74,14 @@ public static class RunnerSupport
     /// <summary>Engine options from the settings.</summary>
     /// <param name="settings">Parsed settings.</param>
     /// <param name="withLayers">Whether the technique reads <c>--layer</c> (feature extraction).</param>
-    public static FeaturizerOptions Engine(TrainSettings settings, bool withLayers = false) => new()
+    /// <param name="quantization">int8 settings of the engine (<c>--int8</c>); null runs the float graph.</param>
+    public static FeaturizerOptions Engine(TrainSettings settings, bool withLayers = false, Quantization.QuantizationOptions? quantization = null) => new()
     {
         ImageSize = settings.ImageSize,
         CacheDirectory = settings.CacheDir,
         UseCache = !settings.NoCache,
         Layers = withLayers ? Layers(settings.Layer) : null,
+        Quantization = quantization,
     };
 
     /// <summary>Stage names from a comma-separated <c>--layer</c> value; null when none are given.</summary>
