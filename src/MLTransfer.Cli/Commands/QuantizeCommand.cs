@@ -80,6 +80,7 @@ public sealed class QuantizeCommand : Command<QuantizeSettings>
             $"Quantised [bold]{summary.QuantizedConvolutions}[/] convolutions (int8 per-channel weights, {summary.QuantizedTensors} uint8 activation tensors, " +
             $"opset {summary.SourceOpset} → {QdqQuantizer.Opset}), calibrated on {summary.CalibrationImages:N0} images" +
             (summary.RejectedCalibrationImages > 0 ? $" ({summary.RejectedCalibrationImages:N0} unreadable skipped)" : "") +
+            (summary.FloatConvolutions.Count > 0 ? $"; kept float: {Markup.Escape(string.Join(", ", summary.FloatConvolutions))}" : "") +
             $" → [green]{Markup.Escape(report.OutputPath)}[/] ({Mib(report.OutputBytes)} MiB, was {Mib(report.InputBytes)} MiB)");
         return 0;
     }

@@ -23,6 +23,9 @@ public sealed record QuantizationSummary(int QuantizedConvolutions, int Quantize
 {
     /// <summary>Convolutions whose int32 bias was corrected for the mean shift quantisation causes (<see cref="QuantizationOptions.BiasCorrection"/>).</summary>
     public int BiasCorrectedConvolutions { get; init; }
+
+    /// <summary>The convolutions kept float (<see cref="QuantizationOptions.FloatConvolutions"/>), by output tensor name, most sensitive first.</summary>
+    public IReadOnlyList<string> FloatConvolutions { get; init; } = [];
 }
 
 /// <summary>
@@ -85,15 +88,19 @@ public static class QdqQuantizer
         var plan = Plan(prepared.Graph);
         var ranges = Calibrate(prepared, plan.Calibrated, calibrationImages, imageSize, options, out var used, out var rejected, progress);
         var reference = options.BiasCorrection ? prepared.Clone() : null;
-        var keptFloat = options.FloatConvolutions == 0
-            ? new HashSet<string>(StringComparer.Ordinal)
+        IReadOnlyList<string> keptFloat = options.FloatConvolutions == 0
+            ? []
             : MostSensitive(prepared, ranges, Spread(calibrationImages, options.SensitivityImages), imageSize, options.BatchSize, options.FloatConvolutions);
-        if (keptFloat.Count > 0)
-            plan = Plan(prepared.Graph, keptFloat);
-        var convolutions = InsertQdq(prepared.Graph, plan, ranges, keptFloat);
+        var floatSet = keptFloat.ToHashSet(StringComparer.Ordinal);
+        if (floatSet.Count > 0)
+            plan = Plan(prepared.Graph, floatSet);
+        var convolutions = InsertQdq(prepared.Graph, plan, ranges, floatSet);
         var corrected = reference is null ? 0
             : CorrectBiases(reference, prepared, Spread(calibrationImages, options.BiasCorrectionImages), imageSize, options.BatchSize);
-        summary = new QuantizationSummary(convolutions, plan.Tensors.Count, folded, sourceOpset, used, rejected) { BiasCorrectedConvolutions = corrected };
+        summary = new QuantizationSummary(convolutions, plan.Tensors.Count, folded, sourceOpset, used, rejected)
+        {
+            BiasCorrectedConvolutions = corrected, FloatConvolutions = keptFloat,
+        };
         return prepared;
     }
 
@@ -553,12 +560,12 @@ public static class QdqQuantizer
 
     // Mixed precision: quantise one convolution at a time (its input and weights), measure how far the graph's output moves
     // from the float graph's (mean 1 − cosine over the images) and return the `count` convolutions that move it most.
-    private static HashSet<string> MostSensitive(ModelProto prepared, IReadOnlyDictionary<string, (float Min, float Max)> ranges,
+    private static List<string> MostSensitive(ModelProto prepared, IReadOnlyDictionary<string, (float Min, float Max)> ranges,
         IReadOnlyList<string> images, int imageSize, int batchSize, int count)
     {
         var convolutions = prepared.Graph.Node.Where(n => IsQuantizableConv(prepared.Graph, n)).Select(n => n.Output[0]).ToList();
         if (count >= convolutions.Count)
-            return convolutions.ToHashSet(StringComparer.Ordinal);
+            return convolutions;
         var reference = Outputs(prepared, images, imageSize, batchSize);
         var sensitivity = new Dictionary<string, double>(StringComparer.Ordinal);
         foreach (var conv in convolutions)
@@ -570,7 +577,7 @@ public static class QdqQuantizer
             var outputs = Outputs(single, images, imageSize, batchSize);
             sensitivity[conv] = reference.Zip(outputs, (a, b) => 1 - TensorPrimitives.CosineSimilarity(a, b)).Average();
         }
-        return sensitivity.OrderByDescending(p => p.Value).ThenBy(p => convolutions.IndexOf(p.Key)).Take(count).Select(p => p.Key).ToHashSet(StringComparer.Ordinal);
+        return sensitivity.OrderByDescending(p => p.Value).ThenBy(p => convolutions.IndexOf(p.Key)).Take(count).Select(p => p.Key).ToList();
     }
 
     // The graph's output for each readable image, one row per image.

@@ -140,6 +140,7 @@ public class QdqQuantizerTests
         var graph = mixed.Graph;
         var floats = graph.Node.Where(n => n.OpType == "Conv" && graph.Initializer.Any(t => t.Name == n.Input[1] && t.DataType == (int)TensorProto.Types.DataType.Float)).ToList();
         Assert.That(floats, Has.Count.EqualTo(3), "three convolutions keep float weights");
+        Assert.That(summary.FloatConvolutions, Is.EquivalentTo(floats.Select(c => c.Output[0])), "the summary names them");
         foreach (var conv in floats)
             Assert.That(graph.Node.Single(n => n.Output.Contains(conv.Input[0])).OpType, Is.Not.EqualTo("DequantizeLinear"), "and read float activations");
         var optimized = FeaturizerGraph.Load(optimizedPath).Graph.Node.GroupBy(n => n.OpType).ToDictionary(g => g.Key, g => g.Count());
