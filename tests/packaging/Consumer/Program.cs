@@ -20,7 +20,7 @@ var reloaded = new MLContext().Model.Load(path, out _);
 var accuracy = ModelEvaluator.Evaluate(ml, reloaded, test).MicroAccuracy;
 Console.WriteLine($"feature-extraction accuracy {accuracy:F3} on {test.Count} images");
 
-var tuned = ml.Transfer().FineTuning(new FineTuningOptions { Epochs = 1, ImageSize = 64, BatchSize = 16, Seed = 1 })
+var tuned = ml.Transfer().FineTuning(new FineTuningOptions { Epochs = 1, ImageSize = 64, BatchSize = 16, Seed = 1, CacheDirectory = Path.Combine(output, "cache") })
     .Fit(ml.Data.LoadFromEnumerable(train));
 var tunedPath = Path.Combine(output, "fine-tuning.zip");
 ModelFile.Save(ml, tuned, tunedPath);
