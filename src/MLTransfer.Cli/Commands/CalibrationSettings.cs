@@ -28,7 +28,7 @@ public abstract class CalibrationSettings : CommonSettings
     [Description("Do not correct each convolution's bias for the mean shift int8 causes (on by default; 64 calibration images).")]
     public bool NoBiasCorrection { get; set; }
 
-    /// <summary>The quantisation options these settings give (method, percentile, first convolution, bias correction; the caller adds the rest).</summary>
+    /// <summary>The quantisation options these settings give (method, percentile, float convolutions, bias correction; the caller adds the rest).</summary>
     public QuantizationOptions ToQuantizationOptions() => new()
     {
         Method = CalibrationMethod, Percentile = Percentile, FloatConvolutions = FloatConvolutions, BiasCorrection = !NoBiasCorrection,

@@ -234,21 +234,27 @@ public static class QuantizationBenchmark
         try
         {
             var ml = new MLContext(seed: 1);
-            log?.Invoke($"{dataset}: training feature extraction on {train.Count} images");
-            var options = new FeatureExtractionOptions
-            {
-                ValidationFraction = 0,
-                Engine = new FeaturizerOptions { ImageSize = settings.ImageSize, GraphDirectory = folder },
-            };
-            var model = ml.Transfer().FeatureExtraction(options).Fit(ml.Data.LoadFromEnumerable(train));
-            var floatPath = Path.Combine(folder, "model.zip");
-            var int8Path = Path.Combine(folder, "model-int8.zip");
-            ModelFile.Save(ml, model, floatPath);
-            log?.Invoke($"{dataset}: quantising the model");
             var quantization = settings.Quantization.Clone();
             quantization.CalibrationFolder = null;
             quantization.CalibrationImages = train.Select(e => e.ImagePath).ToList();
-            ModelQuantizer.Quantize(floatPath, int8Path, quantization);
+            // Trains feature extraction (on the float or the int8 engine's features), saves it and its int8 copy.
+            Techniques.TransferModel TrainAndQuantize(QuantizationOptions? engineQuantization, string floatPath, string int8Path)
+            {
+                var options = new FeatureExtractionOptions
+                {
+                    ValidationFraction = 0,
+                    Engine = new FeaturizerOptions { ImageSize = settings.ImageSize, GraphDirectory = folder, Quantization = engineQuantization },
+                };
+                var model = ml.Transfer().FeatureExtraction(options).Fit(ml.Data.LoadFromEnumerable(train));
+                ModelFile.Save(ml, model, floatPath);
+                ModelQuantizer.Quantize(floatPath, int8Path, quantization);
+                return model;
+            }
+
+            log?.Invoke($"{dataset}: training feature extraction on {train.Count} images and quantising the model");
+            var floatPath = Path.Combine(folder, "model.zip");
+            var int8Path = Path.Combine(folder, "model-int8.zip");
+            var model = TrainAndQuantize(null, floatPath, int8Path);
             log?.Invoke($"{dataset}: scoring both .zip files on {test.Count} test images through ML.NET");
             var classes = ModelEvaluator.Classes(model);
             var testPaths = test.Select(e => e.ImagePath).ToList();
@@ -261,16 +267,8 @@ public static class QuantizationBenchmark
             if (settings.TrainOnInt8Features)
             {
                 log?.Invoke($"{dataset}: training feature extraction on the int8 engine's features, quantising that model");
-                var int8Options = new FeatureExtractionOptions
-                {
-                    ValidationFraction = 0,
-                    Engine = new FeaturizerOptions { ImageSize = settings.ImageSize, GraphDirectory = folder, Quantization = quantization.Clone() },
-                };
-                var int8Model = ml.Transfer().FeatureExtraction(int8Options).Fit(ml.Data.LoadFromEnumerable(train));
-                var trainedFloatPath = Path.Combine(folder, "model-int8-trained-float.zip");
                 var trainedPath = Path.Combine(folder, "model-int8-trained.zip");
-                ModelFile.Save(ml, int8Model, trainedFloatPath);
-                ModelQuantizer.Quantize(trainedFloatPath, trainedPath, quantization);
+                var int8Model = TrainAndQuantize(quantization.Clone(), Path.Combine(folder, "model-int8-trained-float.zip"), trainedPath);
                 trained = Accuracy(ModelEvaluator.Predict(ml, ModelFile.Load(ml, trainedPath), testPaths), ModelEvaluator.Classes(int8Model));
             }
             return new QuantizedAccuracy(dataset, train.Count, test.Count, Accuracy(floatScores, classes), Accuracy(int8Scores, classes), agreement,

@@ -81,10 +81,10 @@ public static class QdqQuantizer
         ArgumentNullException.ThrowIfNull(graph);
         ArgumentNullException.ThrowIfNull(calibrationImages);
         options ??= new QuantizationOptions();
+        ArgumentOutOfRangeException.ThrowIfNegative(options.FloatConvolutions, nameof(options));
         var imageSize = ImageSize(graph);
         var sourceOpset = DefaultOpset(graph);
         var prepared = Prepare(graph, imageSize, out var folded);
-        ArgumentOutOfRangeException.ThrowIfNegative(options.FloatConvolutions, nameof(options));
         var plan = Plan(prepared.Graph);
         var ranges = Calibrate(prepared, plan.Calibrated, calibrationImages, imageSize, options, out var used, out var rejected, progress);
         var reference = options.BiasCorrection ? prepared.Clone() : null;
