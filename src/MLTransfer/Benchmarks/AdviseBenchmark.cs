@@ -5,6 +5,7 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using MLTransfer.Data;
 using MLTransfer.Featurization;
+using MLTransfer.Heads;
 using MLTransfer.Selection;
 using MLTransfer.Techniques;
 using MLTransfer.Techniques.FeatureExtraction;
@@ -15,7 +16,14 @@ namespace MLTransfer.Benchmarks;
 /// <param name="Candidate">The candidate as advise scored it.</param>
 /// <param name="HeldOutAccuracy">Micro-accuracy on the test images of feature extraction trained on this candidate.</param>
 /// <param name="TrainSeconds">Wall time of that training (featurisation of the training images included, cache off).</param>
-public sealed record AdviseBenchmarkRow(AdviceCandidate Candidate, double HeldOutAccuracy, double TrainSeconds);
+public sealed record AdviseBenchmarkRow(AdviceCandidate Candidate, double HeldOutAccuracy, double TrainSeconds)
+{
+    /// <summary>
+    /// Accuracy of the same head under stratified K-fold cross-validation over the training and test images together (each image
+    /// predicted once, by a head trained on the other folds); NaN when the benchmark ran without folds.
+    /// </summary>
+    public double CrossValidatedAccuracy { get; init; } = double.NaN;
+}
 
 /// <summary>Everything the advise benchmark measured on one dataset.</summary>
 public sealed class AdviseBenchmarkResult
@@ -64,6 +72,15 @@ public sealed class AdviseBenchmarkResult
 
     /// <summary>advise run again with other sample sizes, against the same held-out accuracies.</summary>
     public IReadOnlyList<AdviseSampleRun> OtherSamples { get; init; } = [];
+
+    /// <summary>Folds of the cross-validated accuracies; 0 when not run.</summary>
+    public int Folds { get; init; }
+
+    /// <summary>Kendall τ-b between the LogME scores and <see cref="AdviseBenchmarkRow.CrossValidatedAccuracy"/>; NaN without folds.</summary>
+    public double KendallLogMeCrossValidated { get; init; } = double.NaN;
+
+    /// <summary>Kendall τ-b between the k-NN accuracies and <see cref="AdviseBenchmarkRow.CrossValidatedAccuracy"/>; NaN without folds.</summary>
+    public double KendallKnnCrossValidated { get; init; } = double.NaN;
 }
 
 /// <summary>advise with another sample size, measured against the same trained candidates.</summary>
@@ -73,7 +90,11 @@ public sealed class AdviseBenchmarkResult
 /// <param name="KendallKnn">Kendall τ-b between its k-NN accuracies and the held-out accuracies.</param>
 /// <param name="SpeedUp">Training every candidate's time over this advise run's.</param>
 /// <param name="AdvisedAccuracy">Held-out accuracy of the candidate it ranked first.</param>
-public sealed record AdviseSampleRun(int MaxImages, Advice Advice, double KendallLogMe, double KendallKnn, double SpeedUp, double AdvisedAccuracy);
+public sealed record AdviseSampleRun(int MaxImages, Advice Advice, double KendallLogMe, double KendallKnn, double SpeedUp, double AdvisedAccuracy)
+{
+    /// <summary>Kendall τ-b between its LogME scores and the cross-validated accuracies; NaN without folds.</summary>
+    public double KendallLogMeCrossValidated { get; init; } = double.NaN;
+}
 
 /// <summary>
 /// Measures <see cref="Advisor"/> against what it predicts: advise runs on the training images, then feature extraction
@@ -99,12 +120,21 @@ public static class AdviseBenchmark
     /// that cache too (its time is still measured, but is not a cold run's when the cache already holds the images).
     /// </param>
     /// <param name="cacheDirectory">The cache folder of the untimed mode; null means a fresh scratch folder, deleted at the end.</param>
+    /// <param name="folds">
+    /// When 2 or more, also measures every candidate by stratified K-fold cross-validation over the training and test images
+    /// together (the same head, each image predicted once by a head trained without its fold): an estimate of the accuracy a
+    /// candidate reaches on this data with less test-set noise than one split. Needs <paramref name="timeTraining"/> false.
+    /// </param>
     public static AdviseBenchmarkResult Run(IReadOnlyList<ImageExample> train, IReadOnlyList<ImageExample> test, AdviseOptions options, int seed,
-        Action<string>? log = null, IReadOnlyList<int>? otherSampleSizes = null, bool timeTraining = true, string? cacheDirectory = null)
+        Action<string>? log = null, IReadOnlyList<int>? otherSampleSizes = null, bool timeTraining = true, string? cacheDirectory = null, int folds = 0)
     {
         ArgumentNullException.ThrowIfNull(train);
         ArgumentNullException.ThrowIfNull(test);
         ArgumentNullException.ThrowIfNull(options);
+        if (folds == 1 || folds < 0)
+            throw new ArgumentOutOfRangeException(nameof(folds), folds, "Cross-validation needs at least 2 folds (0 turns it off).");
+        if (folds > 1 && timeTraining)
+            throw new ArgumentException("Cross-validation reads cached features: run it with timeTraining false.", nameof(folds));
         var scratch = timeTraining ? null : Path.Combine(Path.GetTempPath(), "mltransfer", $"bench-advise-{Guid.NewGuid():N}");
         options.Engine = options.Engine.Clone();
         options.Engine.UseCache = !timeTraining;
@@ -159,7 +189,11 @@ public static class AdviseBenchmark
                 }
             }
 
-            var rows = advice.Candidates.Select(c => new AdviseBenchmarkRow(c, accuracy[c], heads[c].Seconds)).ToList();
+            var crossValidated = folds > 1 ? CrossValidate(train.Concat(test).ToList(), advice.Candidates, options.Engine, folds, seed, log) : null;
+            var rows = advice.Candidates.Select(c => new AdviseBenchmarkRow(c, accuracy[c], heads[c].Seconds)
+            {
+                CrossValidatedAccuracy = crossValidated?[c] ?? double.NaN,
+            }).ToList();
             var trainAll = rows.Sum(r => r.TrainSeconds);
             var others = new List<AdviseSampleRun>();
             foreach (var size in otherSampleSizes ?? [])
@@ -170,7 +204,11 @@ public static class AdviseBenchmark
                 double Accuracy(AdviceCandidate c) => accuracy.First(a => a.Key.Backbone == c.Backbone && a.Key.Layer == c.Layer && a.Key.ImageSize == c.ImageSize).Value;
                 var held = other.Candidates.Select(Accuracy).ToList();
                 others.Add(new AdviseSampleRun(size, other, KendallTau(other.Candidates.Select(c => c.LogMe).ToList(), held),
-                    KendallTau(other.Candidates.Select(c => c.KnnAccuracy).ToList(), held), trainAll / other.Seconds, held[0]));
+                    KendallTau(other.Candidates.Select(c => c.KnnAccuracy).ToList(), held), trainAll / other.Seconds, held[0])
+                {
+                    KendallLogMeCrossValidated = crossValidated is null ? double.NaN
+                        : KendallTau(other.Candidates.Select(c => c.LogMe).ToList(), other.Candidates.Select(c => crossValidated.First(a => a.Key.Backbone == c.Backbone && a.Key.Layer == c.Layer && a.Key.ImageSize == c.ImageSize).Value).ToList()),
+                });
             }
             var first = advice.Candidates[0].Backbone;
             var defaultLayer = Backbones.BackboneStages.Of(first).FirstOrDefault(s => s.IsOutput)?.Name ?? FeatureLayer.OutputName;
@@ -186,6 +224,11 @@ public static class AdviseBenchmark
                     && r.Candidate.ImageSize == first.InputSize),
                 OtherSamples = others,
                 TrainingTimed = timeTraining,
+                Folds = folds > 1 ? folds : 0,
+                KendallLogMeCrossValidated = folds > 1
+                    ? KendallTau(rows.Select(r => r.Candidate.LogMe).ToList(), rows.Select(r => r.CrossValidatedAccuracy).ToList()) : double.NaN,
+                KendallKnnCrossValidated = folds > 1
+                    ? KendallTau(rows.Select(r => r.Candidate.KnnAccuracy).ToList(), rows.Select(r => r.CrossValidatedAccuracy).ToList()) : double.NaN,
             };
         }
         finally
@@ -194,6 +237,63 @@ public static class AdviseBenchmark
                 Directory.Delete(scratch, recursive: true);
         }
         return result;
+    }
+
+    // Stratified K-fold accuracy of the default head (L-BFGS maximum entropy, as feature extraction trains it) on each candidate's features.
+    private static Dictionary<AdviceCandidate, double> CrossValidate(IReadOnlyList<ImageExample> pool, IReadOnlyList<AdviceCandidate> candidates,
+        FeaturizerOptions engine, int folds, int seed, Action<string>? log)
+    {
+        var fold = StratifiedFolds(pool, folds, seed);
+        var classes = pool.Select(e => e.Label).Distinct().Order(StringComparer.Ordinal).ToList();
+        var result = new Dictionary<AdviceCandidate, double>();
+        foreach (var pass in candidates.GroupBy(c => (c.Backbone, c.ImageSize)))
+        {
+            log?.Invoke($"cross-validation ({folds} folds): featurising {pool.Count} images with {pass.Key.Backbone.Name} at {pass.Key.ImageSize} px");
+            using var featurizer = AllLayers(pass.Key.Backbone, pass.Key.ImageSize, pass.ToList(), engine);
+            var featurized = featurizer.Featurize(pool.Select(e => e.ImagePath).ToList());
+            var read = Enumerable.Range(0, pool.Count).Where(i => featurized.Features[i] is not null).ToList();
+            foreach (var candidate in pass)
+            {
+                var layer = featurizer.Layers.Single(l => l.Name == candidate.Layer);
+                var correct = new int[folds];
+                // Each fold's head trains on one thread (LbfgsHeadTrainer), so running the folds side by side changes no number.
+                Parallel.For(0, folds, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, k =>
+                {
+                    var fit = read.Where(i => fold[i] != k).ToList();
+                    var head = LbfgsHeadTrainer.Train(new MLContext(seed: seed), classes, fit.Select(i => layer.Slice(featurized.Features[i]!)).ToList(),
+                        fit.Select(i => pool[i].Label).ToList());
+                    foreach (var i in read.Where(i => fold[i] == k))
+                    {
+                        var p = head.Predict(layer.Slice(featurized.Features[i]!));
+                        if (classes[Array.IndexOf(p, p.Max())] == pool[i].Label)
+                            correct[k]++;
+                    }
+                });
+                result[candidate] = (double)correct.Sum() / pool.Count;
+                log?.Invoke(string.Create(CultureInfo.InvariantCulture, $"{candidate.Layer} {candidate.ImageSize} px: cross-validated accuracy {result[candidate]:F4}"));
+            }
+        }
+        return result;
+    }
+
+    /// <summary>Assigns each example a fold in [0, <paramref name="folds"/>): within each class, a seeded shuffle dealt round-robin.</summary>
+    /// <param name="examples">The examples.</param>
+    /// <param name="folds">Number of folds (at least 2).</param>
+    /// <param name="seed">Seed of the shuffle.</param>
+    public static int[] StratifiedFolds(IReadOnlyList<ImageExample> examples, int folds, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(examples);
+        ArgumentOutOfRangeException.ThrowIfLessThan(folds, 2);
+        var fold = new int[examples.Count];
+        var random = new Random(seed);
+        foreach (var group in Enumerable.Range(0, examples.Count).GroupBy(i => examples[i].Label).OrderBy(g => g.Key, StringComparer.Ordinal))
+        {
+            var members = group.ToArray();
+            random.Shuffle(members);
+            for (var j = 0; j < members.Length; j++)
+                fold[members[j]] = j % folds;
+        }
+        return fold;
     }
 
     // One featuriser for all the candidates' layers at one backbone and size, in the backbone's stage order (one graph file whatever the ranking).
@@ -249,16 +349,20 @@ public static class AdviseBenchmark
         var md = new StringBuilder();
         md.AppendLine(heading).AppendLine();
         md.AppendLine(c, $"{result.TrainCount} training and {result.TestCount} test images; advise scored {result.Advice.Images} of the training images.").AppendLine();
-        md.AppendLine("| Advise rank | Candidate | Size | LogME | k-NN LOO acc | Held-out acc (feature extraction) | Train s |");
-        md.AppendLine("|---:|---|---:|---:|---:|---:|---:|");
+        var cv = result.Folds > 1;
+        md.AppendLine("| Advise rank | Candidate | Size | LogME | k-NN LOO acc | Held-out acc (feature extraction) |" + (cv ? $" {result.Folds}-fold CV acc |" : "") + " Train s |");
+        md.AppendLine("|---:|---|---:|---:|---:|---:|" + (cv ? "---:|" : "") + "---:|");
         foreach (var r in result.Rows)
         {
             var mark = ReferenceEquals(r, result.Default) ? " (default)" : "";
             var best = ReferenceEquals(r, result.Oracle) ? "**" : "";
-            md.AppendLine(c, $"| {r.Candidate.Rank} | {r.Candidate.Backbone.Name} {r.Candidate.Layer}{mark} | {r.Candidate.ImageSize} | {r.Candidate.LogMe:F4} | {r.Candidate.KnnAccuracy:F3} | {best}{r.HeldOutAccuracy:F3}{best} | {r.TrainSeconds:F1} |");
+            var cvCell = cv ? string.Create(c, $" {r.CrossValidatedAccuracy:F4} |") : "";
+            md.AppendLine(c, $"| {r.Candidate.Rank} | {r.Candidate.Backbone.Name} {r.Candidate.Layer}{mark} | {r.Candidate.ImageSize} | {r.Candidate.LogMe:F4} | {r.Candidate.KnnAccuracy:F3} | {best}{r.HeldOutAccuracy:F3}{best} |{cvCell} {r.TrainSeconds:F1} |");
         }
         md.AppendLine();
         md.AppendLine(c, $"- Kendall τ (LogME vs held-out accuracy): **{result.KendallLogMe:F3}**; k-NN vs held-out accuracy: {result.KendallKnn:F3}.");
+        if (cv)
+            md.AppendLine(c, $"- Kendall τ against the {result.Folds}-fold cross-validated accuracy: LogME **{result.KendallLogMeCrossValidated:F3}**, k-NN {result.KendallKnnCrossValidated:F3}.");
         if (result.TrainingTimed)
             md.AppendLine(c, $"- advise {result.AdviseSeconds:F1} s against {result.TrainAllSeconds:F1} s to train all {result.Rows.Count} candidates: **{result.SpeedUp:F1}×** faster.");
         else
@@ -266,7 +370,7 @@ public static class AdviseBenchmark
         if (result.Default is { } d)
             md.AppendLine(c, $"- advised ({result.Advised.Candidate.Layer}, {result.Advised.Candidate.ImageSize} px) {result.Advised.HeldOutAccuracy:F3} against the default ({d.Candidate.Layer}, {d.Candidate.ImageSize} px) {d.HeldOutAccuracy:F3} held-out: {(result.Advised.HeldOutAccuracy - d.HeldOutAccuracy) * 100:+0.0;-0.0;0.0} points; best candidate {result.Oracle.Candidate.Layer} at {result.Oracle.Candidate.ImageSize} px, {result.Oracle.HeldOutAccuracy:F3}.");
         foreach (var o in result.OtherSamples)
-            md.AppendLine(c, $"- advise on {o.Advice.Images} images: τ LogME {o.KendallLogMe:F3}, τ k-NN {o.KendallKnn:F3}, {o.Advice.Seconds:F1} s{(result.TrainingTimed ? $" ({o.SpeedUp:F1}× faster)" : "")}, advised {o.Advice.Best.Layer} at {o.Advice.Best.ImageSize} px: {o.AdvisedAccuracy:F3} held-out.");
+            md.AppendLine(c, $"- advise on {o.Advice.Images} images: τ LogME {o.KendallLogMe:F3}{(cv ? string.Create(c, $" ({o.KendallLogMeCrossValidated:F3} against CV)") : "")}, τ k-NN {o.KendallKnn:F3}, {o.Advice.Seconds:F1} s{(result.TrainingTimed ? $" ({o.SpeedUp:F1}× faster)" : "")}, advised {o.Advice.Best.Layer} at {o.Advice.Best.ImageSize} px: {o.AdvisedAccuracy:F3} held-out.");
         md.AppendLine().AppendLine("```").AppendLine(command).AppendLine("```");
         return md.ToString();
     }

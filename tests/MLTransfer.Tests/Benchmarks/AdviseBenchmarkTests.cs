@@ -36,4 +36,40 @@ public class AdviseBenchmarkTests
         Assert.That(result.OtherSamples.Single().Advice.Images, Is.EqualTo(9));
         Assert.That(result.SpeedUp, Is.GreaterThan(0));
     }
+
+    [Test]
+    public void Should_deal_every_class_evenly_over_the_folds_and_repeat_with_the_seed()
+    {
+        var examples = Enumerable.Range(0, 23).Select(i => new MLTransfer.Data.ImageExample { ImagePath = $"{i}.png", Label = i < 11 ? "a" : i < 21 ? "b" : "c" }).ToList();
+        var folds = AdviseBenchmark.StratifiedFolds(examples, 4, seed: 3);
+
+        Assert.That(folds, Has.All.InRange(0, 3));
+        foreach (var label in new[] { "a", "b", "c" })
+        {
+            var counts = Enumerable.Range(0, 4).Select(k => examples.Where((e, i) => e.Label == label && folds[i] == k).Count()).ToList();
+            Assert.That(counts.Max() - counts.Min(), Is.LessThanOrEqualTo(1), $"class {label}: {string.Join(",", counts)}");
+        }
+        Assert.That(AdviseBenchmark.StratifiedFolds(examples, 4, seed: 3), Is.EqualTo(folds));
+        Assert.That(AdviseBenchmark.StratifiedFolds(examples, 4, seed: 4), Is.Not.EqualTo(folds));
+    }
+
+    [Test]
+    public void Should_cross_validate_every_candidate_over_the_training_and_test_images()
+    {
+        var classes = new[] { "1", "5", "8" };
+        var train = TestData.SampleSubset(6, classes);
+        var test = TestData.Subset(TestData.Sample, 3, 6, classes);
+        var result = AdviseBenchmark.Run(train, test, new AdviseOptions { ImageSizes = [32] }, seed: 1, timeTraining: false, folds: 3);
+
+        var pool = train.Count + test.Count;
+        Assert.That(result.Folds, Is.EqualTo(3));
+        foreach (var row in result.Rows)
+        {
+            Assert.That(row.CrossValidatedAccuracy * pool, Is.EqualTo(Math.Round(row.CrossValidatedAccuracy * pool)).Within(1e-9), "a share of every image");
+            Assert.That(row.CrossValidatedAccuracy, Is.InRange(0.0, 1.0));
+        }
+        Assert.That(result.Rows.Max(r => r.CrossValidatedAccuracy), Is.GreaterThan(1.0 / 3), "some candidate beats chance on three digit classes");
+        Assert.That(result.KendallLogMeCrossValidated, Is.InRange(-1, 1).Or.NaN);
+        Assert.Throws<ArgumentException>(() => AdviseBenchmark.Run(train, test, new AdviseOptions { ImageSizes = [32] }, seed: 1, folds: 3));
+    }
 }

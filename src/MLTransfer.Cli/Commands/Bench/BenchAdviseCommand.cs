@@ -92,6 +92,11 @@ public sealed class BenchAdviseSettings : CommonSettings
     [Description("Append the Markdown section to this file.")]
     public string? Output { get; set; }
 
+    /// <summary>Cross-validation folds.</summary>
+    [CommandOption("--folds")]
+    [Description("Also measure every candidate by K-fold cross-validation over the training and test images together (needs --no-train-timing).")]
+    public int? Folds { get; set; }
+
     /// <summary>JSON output.</summary>
     [CommandOption("--json")]
     public bool Json { get; set; }
@@ -103,6 +108,8 @@ public sealed class BenchAdviseSettings : CommonSettings
             return ValidationResult.Error("Give a training folder or --manifest (with --task), not both.");
         if (Manifest is not null && string.IsNullOrWhiteSpace(Task))
             return ValidationResult.Error("--manifest needs --task (the label column).");
+        if (Folds is { } folds && (folds < 2 || !NoTrainTiming))
+            return ValidationResult.Error("--folds needs a value of at least 2 and --no-train-timing (cross-validation reads cached features).");
         if (TestFraction is <= 0 or >= 1)
             return ValidationResult.Error("--test-fraction must be in (0, 1).");
         return new AdviseSettings { Sizes = Sizes }.Validate();
@@ -131,7 +138,7 @@ public sealed class BenchAdviseCommand : Command<BenchAdviseSettings>
         var result = AdviseBenchmark.Run(train, test, options, settings.Seed,
             line => console.MarkupLineInterpolated($"[grey]{DateTime.UtcNow:HH:mm:ss} {line}[/]"),
             settings.AlsoMaxImages?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToList(),
-            timeTraining: !settings.NoTrainTiming, cacheDirectory: settings.CacheDir);
+            timeTraining: !settings.NoTrainTiming, cacheDirectory: settings.CacheDir, folds: settings.Folds ?? 0);
         var command = "mltransfer bench advise " + string.Join(' ', Environment.GetCommandLineArgs().SkipWhile(a => a != "advise").Skip(1)
             .Select(a => a.Contains(' ') ? $"\"{a}\"" : a));
         var cache = settings.NoTrainTiming ? "features shared through one bottleneck cache (advise times are not cold-run times)" : "bottleneck cache off, every fit cold";
@@ -155,6 +162,9 @@ public sealed class BenchAdviseCommand : Command<BenchAdviseSettings>
                 advise_images = result.Advice.Images,
                 kendall_logme = result.KendallLogMe,
                 kendall_knn = result.KendallKnn,
+                folds = result.Folds,
+                kendall_logme_cv = result.Folds > 1 ? result.KendallLogMeCrossValidated : (double?)null,
+                kendall_knn_cv = result.Folds > 1 ? result.KendallKnnCrossValidated : (double?)null,
                 advise_seconds = result.AdviseSeconds,
                 train_all_seconds = result.TrainAllSeconds,
                 training_timed = result.TrainingTimed,
@@ -163,13 +173,15 @@ public sealed class BenchAdviseCommand : Command<BenchAdviseSettings>
                 @default = result.Default is { } d ? new { layer = d.Candidate.Layer, image_size = d.Candidate.ImageSize, accuracy = d.HeldOutAccuracy } : null,
                 other_samples = result.OtherSamples.Select(o => new
                 {
-                    max_images = o.MaxImages, images = o.Advice.Images, kendall_logme = o.KendallLogMe, kendall_knn = o.KendallKnn, advise_seconds = o.Advice.Seconds,
+                    max_images = o.MaxImages, images = o.Advice.Images, kendall_logme = o.KendallLogMe,
+                    kendall_logme_cv = result.Folds > 1 ? o.KendallLogMeCrossValidated : (double?)null, kendall_knn = o.KendallKnn, advise_seconds = o.Advice.Seconds,
                     speed_up = o.SpeedUp, advised = new { layer = o.Advice.Best.Layer, image_size = o.Advice.Best.ImageSize, accuracy = o.AdvisedAccuracy },
                 }),
                 candidates = result.Rows.Select(r => new
                 {
                     rank = r.Candidate.Rank, layer = r.Candidate.Layer, image_size = r.Candidate.ImageSize, logme = r.Candidate.LogMe,
-                    knn_accuracy = r.Candidate.KnnAccuracy, held_out_accuracy = r.HeldOutAccuracy, advise_seconds = r.Candidate.Seconds, train_seconds = r.TrainSeconds,
+                    knn_accuracy = r.Candidate.KnnAccuracy, held_out_accuracy = r.HeldOutAccuracy,
+                    cv_accuracy = result.Folds > 1 ? r.CrossValidatedAccuracy : (double?)null, advise_seconds = r.Candidate.Seconds, train_seconds = r.TrainSeconds,
                 }),
             }));
             return 0;
