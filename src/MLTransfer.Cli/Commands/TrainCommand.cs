@@ -35,8 +35,11 @@ public sealed class TrainCommand : Command<TrainSettings>
             using var scratch = ScratchFolder.Create();
             var floatModel = Path.Combine(scratch.Path, "float.zip");
             ModelFile.Save(mlContext, model, floatModel);
+            // The engine recorded its quantised graph in its graph folder: the saved graph is the same one, calibrated once.
+            int8.GraphStoreDirectory = RunnerSupport.Engine(settings).EffectiveGraphDirectory;
             var quantized = Quantization.ModelQuantizer.Quantize(floatModel, output, int8);
-            console.MarkupLineInterpolated($"[grey]int8: {quantized.Graphs.Sum(g => g.QuantizedConvolutions)} convolutions on int8 kernels, {quantized.CalibrationImages.Count} calibration images; {quantized.InputBytes / 1048576.0:0.0} → {quantized.OutputBytes / 1048576.0:0.0} MiB[/]");
+            var reused = quantized.Graphs.All(g => g.Reused) ? ", the engine's quantised graph reused" : "";
+            console.MarkupLineInterpolated($"[grey]int8: {quantized.Graphs.Sum(g => g.QuantizedConvolutions)} convolutions on int8 kernels, {quantized.CalibrationImages.Count} calibration images{reused}; {quantized.InputBytes / 1048576.0:0.0} → {quantized.OutputBytes / 1048576.0:0.0} MiB[/]");
         }
         else
             ModelFile.Save(mlContext, model, output);

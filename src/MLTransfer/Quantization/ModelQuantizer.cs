@@ -56,7 +56,15 @@ public static class ModelQuantizer
                 var graph = ReadGraph(entry, modelPath);
                 if (QdqQuantizer.IsQuantized(graph))
                     throw new InvalidDataException($"'{modelPath}' is already quantised.");
-                var quantized = QdqQuantizer.Quantize(graph, images, options, out var summary, progress);
+                QuantizationSummary summary;
+                ModelProto quantized;
+                if (options.GraphStoreDirectory is { } store)
+                {
+                    quantized = QuantizedGraphStore.GetOrQuantize(store, graph, images, options, out summary, out var reused, progress);
+                    summary = summary with { Reused = reused };
+                }
+                else
+                    quantized = QdqQuantizer.Quantize(graph, images, options, out summary, progress);
                 var bytes = quantized.ToByteArray();
                 CheckLoads(bytes, modelPath);
                 replaced[entry.FullName] = bytes;

@@ -26,6 +26,9 @@ public sealed record QuantizationSummary(int QuantizedConvolutions, int Quantize
 
     /// <summary>The convolutions kept float (<see cref="QuantizationOptions.FloatConvolutions"/>), by output tensor name, most sensitive first.</summary>
     public IReadOnlyList<string> FloatConvolutions { get; init; } = [];
+
+    /// <summary>True when the graph came from a <see cref="QuantizedGraphStore"/> entry instead of a new calibration.</summary>
+    public bool Reused { get; init; }
 }
 
 /// <summary>
@@ -106,7 +109,7 @@ public static class QdqQuantizer
 
     /// <summary>
     /// Quantises a graph file and writes the result next to it (once per graph, calibration images and options; later calls
-    /// reuse the file), atomically. Returns the quantised graph's path.
+    /// reuse the file), atomically, and records it in <see cref="QuantizedGraphStore"/> in the same folder. Returns the quantised graph's path.
     /// </summary>
     /// <param name="graphPath">A float MLTransfer image graph.</param>
     /// <param name="calibrationImages">Image files to calibrate on (all are used).</param>
@@ -120,8 +123,12 @@ public static class QdqQuantizer
         var path = Path.Combine(source.DirectoryName ?? ".", $"{Path.GetFileNameWithoutExtension(source.Name)}-{key}.onnx");
         if (!File.Exists(path))
         {
-            var quantized = Quantize(FeaturizerGraph.Load(graphPath), calibrationImages, options, out _);
+            var graph = FeaturizerGraph.Load(graphPath);
+            var stored = QuantizedGraphStore.Key(graph, calibrationImages, options);
+            var quantized = Quantize(graph, calibrationImages, options, out var summary);
             AtomicFile.Write(path, s => quantized.WriteTo(s));
+            // A model saved from this graph and quantised the same way (train --int8) then reuses this result.
+            QuantizedGraphStore.Record(Path.GetDirectoryName(Path.GetFullPath(path))!, stored, path, summary);
         }
         return path;
     }
@@ -140,7 +147,14 @@ public static class QdqQuantizer
         var source = new FileInfo(graphPath);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         hash.AppendData(Encoding.UTF8.GetBytes($"int8v{Version}|{options.Key}|{source.FullName}|{source.Length}|{source.LastWriteTimeUtc.Ticks}"));
-        foreach (var image in calibrationImages)
+        AppendContent(hash, calibrationImages);
+        return $"int8v{Version}-{Convert.ToHexStringLower(hash.GetHashAndReset())[..12]}";
+    }
+
+    /// <summary>Adds the SHA-256 of every image's bytes to <paramref name="hash"/> (an unreadable image by its path).</summary>
+    internal static void AppendContent(IncrementalHash hash, IReadOnlyList<string> images)
+    {
+        foreach (var image in images)
         {
             try
             {
@@ -151,7 +165,6 @@ public static class QdqQuantizer
                 hash.AppendData(Encoding.UTF8.GetBytes("unreadable:" + image));
             }
         }
-        return $"int8v{Version}-{Convert.ToHexStringLower(hash.GetHashAndReset())[..12]}";
     }
 
     /// <summary>

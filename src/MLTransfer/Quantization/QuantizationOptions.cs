@@ -65,6 +65,13 @@ public sealed class QuantizationOptions
     /// <summary>Images per calibration batch. The default value is 8.</summary>
     public int BatchSize { get; set; } = 8;
 
+    /// <summary>
+    /// A <see cref="QuantizedGraphStore"/> folder <see cref="ModelQuantizer"/> reads and writes, so that a graph quantised the
+    /// same way before (by the int8 engine, which records its graphs in its graph folder) is not calibrated again; null quantises
+    /// every time and stores nothing. The default value is null.
+    /// </summary>
+    public string? GraphStoreDirectory { get; set; }
+
     /// <summary>A short text naming the settings that change the quantised graph (not the image list), for file names and cache keys.</summary>
     public string Key => (Method == CalibrationMethod.MinMax
         ? $"mm{MaxCalibrationImages}"

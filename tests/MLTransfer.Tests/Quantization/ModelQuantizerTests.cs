@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using System.IO.Compression;
 using System.Text.Json;
 using Microsoft.ML;
@@ -95,16 +96,44 @@ public class ModelQuantizerTests
     }
 
     [Test]
+    public void Should_reuse_a_stored_quantisation_of_the_same_graph_and_recompute_a_damaged_one()
+    {
+        var store = TestData.TempFolder();
+        var options = Calibration;
+        options.GraphStoreDirectory = store;
+        var first = ModelQuantizer.Quantize(_model, Path.Combine(_folder, "store-1.zip"), options);
+        var second = ModelQuantizer.Quantize(_model, Path.Combine(_folder, "store-2.zip"), options);
+
+        Assert.That(first.Graphs.Single().Reused, Is.False);
+        Assert.That(second.Graphs.Single().Reused, Is.True);
+        var expected = ModelQuantizer.ReadGraphs(_int8).Values.Single().ToByteArray();
+        Assert.That(ModelQuantizer.ReadGraphs(Path.Combine(_folder, "store-1.zip")).Values.Single().ToByteArray(), Is.EqualTo(expected), "the same graph as without a store");
+        Assert.That(ModelQuantizer.ReadGraphs(Path.Combine(_folder, "store-2.zip")).Values.Single().ToByteArray(), Is.EqualTo(expected));
+        Assert.That(second.Graphs.Single() with { Reused = false }, Is.EqualTo(first.Graphs.Single()).Using<QuantizationSummary>(
+            (a, b) => a.QuantizedConvolutions == b.QuantizedConvolutions && a.CalibrationImages == b.CalibrationImages && a.FloatConvolutions.SequenceEqual(b.FloatConvolutions)));
+
+        foreach (var graph in Directory.GetFiles(store, "*.onnx"))
+            File.WriteAllBytes(graph, [1, 2, 3]);
+        var third = ModelQuantizer.Quantize(_model, Path.Combine(_folder, "store-3.zip"), options);
+        Assert.That(third.Graphs.Single().Reused, Is.False, "a damaged entry is recomputed");
+        Assert.That(ModelQuantizer.ReadGraphs(Path.Combine(_folder, "store-3.zip")).Values.Single().ToByteArray(), Is.EqualTo(expected));
+
+        options.MaxCalibrationImages = 12;
+        Assert.That(ModelQuantizer.Quantize(_model, Path.Combine(_folder, "store-4.zip"), options).Graphs.Single().Reused, Is.False, "other options, another entry");
+    }
+
+    [Test]
     public void Should_train_on_int8_features_and_save_the_int8_model_with_train_int8()
     {
         var folder = TestData.CopySample(8, Classes);
         var output = Path.Combine(TestData.TempFolder(), "trained-int8.zip");
 
         var (code, stdout, error) = CliTests.Run("train", folder, "--output", output, "--image-size", "96", "--int8", "--calibration", TestData.Sample,
-            "--validation-fraction", "0", "--no-plots", "--no-report", "--cache-dir", Shared.CacheDir);
+            "--validation-fraction", "0", "--no-plots", "--no-report", "--cache-dir", TestData.TempFolder());
 
         Assert.That(code, Is.Zero, error + stdout);
         Assert.That(stdout, Does.Contain("22 convolutions on int8 kernels"));
+        Assert.That(stdout, Does.Contain("the engine's quantised graph reused"), "the saved graph is the engine's, calibrated once");
         Assert.That(QdqQuantizer.IsQuantized(ModelQuantizer.ReadGraphs(output).Values.Single()), "the saved graph is the int8 one");
         var loaded = ModelFile.Load(Ml, output);
         var classes = ModelEvaluator.Classes(loaded);
