@@ -237,6 +237,8 @@ public static class QuantizationBenchmark
             var quantization = settings.Quantization.Clone();
             quantization.CalibrationFolder = null;
             quantization.CalibrationImages = train.Select(e => e.ImagePath).ToList();
+            // The three quantisations of the same graph (both saved models, the int8 engine) calibrate once.
+            quantization.GraphStoreDirectory = folder;
             // Trains feature extraction (on the float or the int8 engine's features), saves it and its int8 copy.
             Techniques.TransferModel TrainAndQuantize(QuantizationOptions? engineQuantization, string floatPath, string int8Path)
             {

@@ -123,12 +123,15 @@ public static class QdqQuantizer
         var path = Path.Combine(source.DirectoryName ?? ".", $"{Path.GetFileNameWithoutExtension(source.Name)}-{key}.onnx");
         if (!File.Exists(path))
         {
+            // Through the store of the graph's folder: an identical quantisation done before (of a saved model's copy of this
+            // graph) is reused, and a model saved from this graph and quantised the same way (train --int8) reuses this one.
+            var folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
             var graph = FeaturizerGraph.Load(graphPath);
             var stored = QuantizedGraphStore.Key(graph, calibrationImages, options);
-            var quantized = Quantize(graph, calibrationImages, options, out var summary);
+            if (!QuantizedGraphStore.TryRead(folder, stored, out var quantized, out var summary))
+                quantized = Quantize(graph, calibrationImages, options, out summary);
             AtomicFile.Write(path, s => quantized.WriteTo(s));
-            // A model saved from this graph and quantised the same way (train --int8) then reuses this result.
-            QuantizedGraphStore.Record(Path.GetDirectoryName(Path.GetFullPath(path))!, stored, path, summary);
+            QuantizedGraphStore.Record(folder, stored, path, summary);
         }
         return path;
     }
