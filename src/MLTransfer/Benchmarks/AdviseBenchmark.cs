@@ -201,13 +201,12 @@ public static class AdviseBenchmark
                 options.MaxImages = size;
                 log?.Invoke($"advise with a sample of {size}");
                 var other = Advisor.Advise(train, options);
-                double Accuracy(AdviceCandidate c) => accuracy.First(a => a.Key.Backbone == c.Backbone && a.Key.Layer == c.Layer && a.Key.ImageSize == c.ImageSize).Value;
-                var held = other.Candidates.Select(Accuracy).ToList();
+                var held = other.Candidates.Select(c => Of(accuracy, c)).ToList();
                 others.Add(new AdviseSampleRun(size, other, KendallTau(other.Candidates.Select(c => c.LogMe).ToList(), held),
                     KendallTau(other.Candidates.Select(c => c.KnnAccuracy).ToList(), held), trainAll / other.Seconds, held[0])
                 {
                     KendallLogMeCrossValidated = crossValidated is null ? double.NaN
-                        : KendallTau(other.Candidates.Select(c => c.LogMe).ToList(), other.Candidates.Select(c => crossValidated.First(a => a.Key.Backbone == c.Backbone && a.Key.Layer == c.Layer && a.Key.ImageSize == c.ImageSize).Value).ToList()),
+                        : KendallTau(other.Candidates.Select(c => c.LogMe).ToList(), other.Candidates.Select(c => Of(crossValidated, c)).ToList()),
                 });
             }
             var first = advice.Candidates[0].Backbone;
@@ -238,6 +237,10 @@ public static class AdviseBenchmark
         }
         return result;
     }
+
+    // The value measured for the same feature source (backbone, layer, size) as a candidate of another advise run.
+    private static double Of(Dictionary<AdviceCandidate, double> values, AdviceCandidate c) =>
+        values.First(a => a.Key.Backbone == c.Backbone && a.Key.Layer == c.Layer && a.Key.ImageSize == c.ImageSize).Value;
 
     // Stratified K-fold accuracy of the default head (L-BFGS maximum entropy, as feature extraction trains it) on each candidate's features.
     private static Dictionary<AdviceCandidate, double> CrossValidate(IReadOnlyList<ImageExample> pool, IReadOnlyList<AdviceCandidate> candidates,
