@@ -56,15 +56,7 @@ public static class ModelQuantizer
                 var graph = ReadGraph(entry, modelPath);
                 if (QdqQuantizer.IsQuantized(graph))
                     throw new InvalidDataException($"'{modelPath}' is already quantised.");
-                QuantizationSummary summary;
-                ModelProto quantized;
-                if (options.GraphStoreDirectory is { } store)
-                {
-                    quantized = QuantizedGraphStore.GetOrQuantize(store, graph, images, options, out summary, out var reused, progress);
-                    summary = summary with { Reused = reused };
-                }
-                else
-                    quantized = QdqQuantizer.Quantize(graph, images, options, out summary, progress);
+                var quantized = QuantizedGraphStore.GetOrQuantize(options.GraphStoreDirectory, graph, images, options, out var summary, progress);
                 var bytes = quantized.ToByteArray();
                 CheckLoads(bytes, modelPath);
                 replaced[entry.FullName] = bytes;

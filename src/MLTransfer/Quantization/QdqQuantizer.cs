@@ -125,13 +125,8 @@ public static class QdqQuantizer
         {
             // Through the store of the graph's folder: an identical quantisation done before (of a saved model's copy of this
             // graph) is reused, and a model saved from this graph and quantised the same way (train --int8) reuses this one.
-            var folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
-            var graph = FeaturizerGraph.Load(graphPath);
-            var stored = QuantizedGraphStore.Key(graph, calibrationImages, options);
-            if (!QuantizedGraphStore.TryRead(folder, stored, out var quantized, out var summary))
-                quantized = Quantize(graph, calibrationImages, options, out summary);
-            AtomicFile.Write(path, s => quantized.WriteTo(s));
-            QuantizedGraphStore.Record(folder, stored, path, summary);
+            QuantizedGraphStore.GetOrQuantize(Path.GetDirectoryName(Path.GetFullPath(path))!, FeaturizerGraph.Load(graphPath), calibrationImages, options,
+                out _, writeTo: path);
         }
         return path;
     }

@@ -20,7 +20,7 @@ public static class QuantizedGraphStore
     /// <param name="graph">The float graph.</param>
     /// <param name="calibrationImages">The calibration image files.</param>
     /// <param name="options">The options.</param>
-    public static string Key(ModelProto graph, IReadOnlyList<string> calibrationImages, QuantizationOptions options)
+    private static string Key(ModelProto graph, IReadOnlyList<string> calibrationImages, QuantizationOptions options)
     {
         ArgumentNullException.ThrowIfNull(graph);
         ArgumentNullException.ThrowIfNull(calibrationImages);
@@ -37,7 +37,7 @@ public static class QuantizedGraphStore
     /// <param name="key">From <see cref="Key"/>.</param>
     /// <param name="graph">The quantised graph.</param>
     /// <param name="summary">What the quantisation did.</param>
-    public static bool TryRead(string folder, string key, out ModelProto graph, out QuantizationSummary summary)
+    private static bool TryRead(string folder, string key, out ModelProto graph, out QuantizationSummary summary)
     {
         graph = null!;
         summary = null!;
@@ -70,7 +70,7 @@ public static class QuantizedGraphStore
     /// <param name="key">From <see cref="Key"/>.</param>
     /// <param name="graphPath">The quantised graph's file, in <paramref name="folder"/>.</param>
     /// <param name="summary">What the quantisation did.</param>
-    public static void Record(string folder, string key, string graphPath, QuantizationSummary summary)
+    private static void Record(string folder, string key, string graphPath, QuantizationSummary summary)
     {
         ArgumentNullException.ThrowIfNull(summary);
         try
@@ -87,33 +87,43 @@ public static class QuantizedGraphStore
 
     /// <summary>
     /// Returns the stored quantisation of <paramref name="graph"/> with these images and options, or quantises it and stores the
-    /// result. <paramref name="reused"/> says which happened.
+    /// result; <see cref="QuantizationSummary.Reused"/> says which happened. With a null <paramref name="folder"/> it only quantises.
     /// </summary>
-    /// <param name="folder">The store folder (created if missing).</param>
+    /// <param name="folder">The store folder (created if missing); null stores and reuses nothing.</param>
     /// <param name="graph">The float graph.</param>
     /// <param name="calibrationImages">The calibration image files.</param>
     /// <param name="options">The options.</param>
-    /// <param name="summary">What the quantisation did (when it ran).</param>
-    /// <param name="reused">True when the result came from the store.</param>
+    /// <param name="summary">What the quantisation did, and whether it was reused.</param>
     /// <param name="progress">Receives calibration progress when it runs; may be null.</param>
-    public static ModelProto GetOrQuantize(string folder, ModelProto graph, IReadOnlyList<string> calibrationImages, QuantizationOptions options,
-        out QuantizationSummary summary, out bool reused, IProgress<(int Done, int Total)>? progress = null)
+    /// <param name="writeTo">
+    /// A file the quantised graph must be written to (atomically; a failure throws), which the entry then names; null writes
+    /// it into <paramref name="folder"/> as far as the disk allows.
+    /// </param>
+    public static ModelProto GetOrQuantize(string? folder, ModelProto graph, IReadOnlyList<string> calibrationImages, QuantizationOptions options,
+        out QuantizationSummary summary, IProgress<(int Done, int Total)>? progress = null, string? writeTo = null)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(folder);
-        var key = Key(graph, calibrationImages, options);
-        if (TryRead(folder, key, out var stored, out summary))
+        ArgumentNullException.ThrowIfNull(graph);
+        ArgumentNullException.ThrowIfNull(options);
+        var key = folder is null ? null : Key(graph, calibrationImages, options);
+        if (key is not null && TryRead(folder!, key, out var stored, out summary))
         {
-            reused = true;
+            summary = summary with { Reused = true };
+            if (writeTo is not null)
+                AtomicFile.Write(writeTo, s => stored.WriteTo(s));
             return stored;
         }
         var quantized = QdqQuantizer.Quantize(graph, calibrationImages, options, out summary, progress);
-        reused = false;
+        if (writeTo is not null)
+            AtomicFile.Write(writeTo, s => quantized.WriteTo(s));
+        if (key is null)
+            return quantized;
         try
         {
-            Directory.CreateDirectory(folder);
-            var path = Path.Combine(folder, key + ".onnx");
-            AtomicFile.Write(path, s => quantized.WriteTo(s));
-            Record(folder, key, path, summary);
+            Directory.CreateDirectory(folder!);
+            var path = writeTo ?? Path.Combine(folder!, key + ".onnx");
+            if (writeTo is null)
+                AtomicFile.Write(path, s => quantized.WriteTo(s));
+            Record(folder!, key, path, summary);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
