@@ -265,12 +265,9 @@ public static class AdviseBenchmark
                     var fit = read.Where(i => fold[i] != k).ToList();
                     var head = LbfgsHeadTrainer.Train(new MLContext(seed: seed), classes, fit.Select(i => layer.Slice(featurized.Features[i]!)).ToList(),
                         fit.Select(i => pool[i].Label).ToList());
-                    foreach (var i in read.Where(i => fold[i] == k))
-                    {
-                        var p = head.Predict(layer.Slice(featurized.Features[i]!));
-                        if (classes[Array.IndexOf(p, p.Max())] == pool[i].Label)
-                            correct[k]++;
-                    }
+                    var held = read.Where(i => fold[i] == k).ToList();
+                    correct[k] = held.Count == 0 ? 0 : (int)Math.Round(held.Count * head.Accuracy(held.Select(i => layer.Slice(featurized.Features[i]!)).ToList(),
+                        held.Select(i => classes.IndexOf(pool[i].Label)).ToList()));
                 });
                 result[candidate] = (double)correct.Sum() / pool.Count;
                 log?.Invoke(string.Create(CultureInfo.InvariantCulture, $"{candidate.Layer} {candidate.ImageSize} px: cross-validated accuracy {result[candidate]:F4}"));
