@@ -24,7 +24,7 @@ public sealed class WorkerOptions
     /// <summary>How long an idle slot waits before looking for work again. The default value is 500 ms.</summary>
     public TimeSpan IdlePoll { get; set; } = TimeSpan.FromMilliseconds(500);
 
-    /// <summary>Failed attempts of one shard (errors other than bad images) after which the job fails. The default value is 3.</summary>
+    /// <summary>Failed attempts of one shard after which the job fails (bad images are listed, not failures; a silo that cannot be reached releases the shard without counting). The default value is 3.</summary>
     public int MaxShardFailures { get; set; } = 3;
 
     /// <summary>How long a stopping silo waits for its slots to give their shards back. The default value is 30 seconds.</summary>

@@ -132,6 +132,15 @@ internal sealed class SiloWorker(
             if (stop.IsCancellationRequested)
                 await Retry(() => job.Release(lease.Shard, lease.Attempt));
         }
+        catch (Exception e) when (IsClusterFault(e))
+        {
+            // A grain the shard needs (its stored input, typically) lived on a silo that just died and membership has
+            // not declared it dead yet. That is not the shard's fault: give it back without counting a failure, and
+            // wait a little so the grain can come back on a live silo before anyone leases the shard again.
+            logger.LogWarning("Job {Job} shard {Shard} released on {Silo}, the cluster did not answer: {Error}", lease.JobId, lease.Shard, silo.Name, OneLine(e));
+            await Retry(() => job.Release(lease.Shard, lease.Attempt));
+            await Task.Delay(_options.IdlePoll, CancellationToken.None);
+        }
         catch (Exception e)
         {
             var message = OneLine(e);
@@ -159,6 +168,14 @@ internal sealed class SiloWorker(
                 return;
             }
         }
+    }
+
+    /// <summary>Errors of the cluster itself (a silo unreachable, a message rejected or timed out), as opposed to the shard's work.</summary>
+    internal static bool IsClusterFault(Exception e)
+    {
+        while (e is AggregateException { InnerException: not null } aggregate)
+            e = aggregate.InnerException!;
+        return e is OrleansException or TimeoutException;
     }
 
     internal static string OneLine(Exception e)

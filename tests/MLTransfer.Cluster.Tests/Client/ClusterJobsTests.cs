@@ -175,6 +175,20 @@ public class ClusterJobsTests
     }
 
     [Test]
+    public async Task Should_not_count_a_silo_that_cannot_be_reached_as_a_failure_of_the_shard()
+    {
+        // More cluster faults than MaxShardFailures (3), all on one shard at first: a job must survive them.
+        FakeProcessor.Current = new FakeProcessor { ClusterFaults = 6 };
+        var output = TestData.TempFolder();
+
+        var outcome = await ClusterJobs.RunAsync(_cluster.Client, Request(output, 20, 10)).WaitAsync(TimeSpan.FromMinutes(2));
+
+        Assert.That(outcome.Status.Phase, Is.EqualTo(JobPhase.Completed));
+        Assert.That(FakeProcessor.Current.Started, Has.Count.GreaterThanOrEqualTo(8), "6 released attempts, then the 2 shards ran");
+        AssertEveryImageExactlyOnce(output, 20);
+    }
+
+    [Test]
     public void Should_refuse_an_output_folder_that_holds_another_jobs_parts()
     {
         var output = TestData.TempFolder();

@@ -19,6 +19,11 @@ public sealed class FakeProcessor : IShardProcessor
 
     public Exception? Failure { get; init; }
 
+    /// <summary>The first this many calls throw what a call to a grain on a silo that just died throws.</summary>
+    public int ClusterFaults { get; init; }
+
+    private int _calls;
+
     /// <summary>A silo whose shards hang, deaf to cancellation, like a node that stopped answering.</summary>
     public Orleans.Runtime.SiloAddress? HungSilo { get; set; }
 
@@ -43,6 +48,8 @@ public sealed class FakeProcessor : IShardProcessor
         }
         if (Failure is not null)
             throw Failure;
+        if (Interlocked.Increment(ref _calls) <= ClusterFaults)
+            throw new Orleans.Runtime.SiloUnavailableException("Exception while sending message: Unable to connect to S127.0.0.1:11191");
         try
         {
             var rows = new List<FeaturePartRow>();
