@@ -35,6 +35,12 @@ public static class Check
     public static string? PositiveFinite(string option, double? value) =>
         value is not { } v || (double.IsFinite(v) && v > 0) ? null : $"{option} must be a number above 0 (got {v.ToString(CultureInfo.InvariantCulture)}).";
 
+    /// <summary>A finite number of at least zero, when given (NaN and infinity are refused).</summary>
+    /// <param name="option">The option.</param>
+    /// <param name="value">Its value.</param>
+    public static string? NonNegativeFinite(string option, double? value) =>
+        value is not { } v || (double.IsFinite(v) && v >= 0) ? null : $"{option} must be a number of at least 0 (got {v.ToString(CultureInfo.InvariantCulture)}).";
+
     /// <summary>A share in [0, 1).</summary>
     /// <param name="option">The option.</param>
     /// <param name="value">Its value.</param>

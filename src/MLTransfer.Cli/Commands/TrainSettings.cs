@@ -147,6 +147,21 @@ public sealed class TrainSettings : CommonSettings
     [Description("Fine-tuning in top-blocks mode: cached views per training image, the exact one and N-1 augmented ones (default 3; 1: no augmentation).")]
     public int? TopBlockViews { get; set; }
 
+    /// <summary>Fine-tuning: mixup's α.</summary>
+    [CommandOption("--mixup")]
+    [Description("Fine-tuning: mixup α (Zhang et al. 2018) of each training batch; on the cached lower-block outputs in top-blocks mode (manifold mixup). 0 (default): off; 0.2-0.4 is usual.")]
+    public double? Mixup { get; set; }
+
+    /// <summary>Fine-tuning: CutMix's α.</summary>
+    [CommandOption("--cutmix")]
+    [Description("Fine-tuning: CutMix α (Yun et al. 2019) of each training batch (images, or cached feature maps in top-blocks mode). 0 (default): off; 1 is usual. With --mixup, each batch uses one of the two.")]
+    public double? CutMix { get; set; }
+
+    /// <summary>Fine-tuning: weight decay.</summary>
+    [CommandOption("--weight-decay")]
+    [Description("Fine-tuning: weight decay (decoupled, AdamW). Default 0.0001.")]
+    public double? WeightDecay { get; set; }
+
     /// <summary>Domain adaptation: unlabelled target folder.</summary>
     [CommandOption("--target")]
     [Description("Domain adaptation: folder of unlabelled target-domain images (sub-folders allowed, labels ignored).")]
@@ -239,6 +254,10 @@ public sealed class TrainSettings : CommonSettings
             Check.AtLeast("--float-convs", FloatConvolutions, 0),
             WholeNetwork && TopBlocksOnly ? "--whole-network and --top-blocks-only exclude each other." : null,
             WholeNetwork && TopBlockViews is not null ? "--top-block-views needs top-blocks mode; drop --whole-network." : null,
+            (Mixup ?? CutMix ?? WeightDecay) is not null && technique != "fine-tuning" ? $"--mixup, --cutmix and --weight-decay are options of --technique fine-tuning, not {Technique}." : null,
+            Check.NonNegativeFinite("--mixup", Mixup),
+            Check.NonNegativeFinite("--cutmix", CutMix),
+            Check.NonNegativeFinite("--weight-decay", WeightDecay),
             Layer is not null && technique != "feature-extraction" ? $"--layer is an option of --technique feature-extraction, not {Technique}." : null,
             Check.Extension("--output", Output, Export.ModelFile.Extension),
             Check.Backbone(Backbone),

@@ -50,7 +50,11 @@ public static class FineTuningBenchmark
         var mode = options.TrainTopBlocksOnly
             ? $"top {options.TopBlocks} blocks on cached lower blocks ({options.TopBlockViews} view{(options.TopBlockViews == 1 ? "" : "s")}, {(options.HalfPrecisionBlockCache ? "fp16" : "fp32")})"
             : "whole network";
-        var name = $"fine-tuning: {mode}, {options.ImageSize} px, {options.Epochs} epochs";
+        var regularisation = string.Concat(
+            options.MixupAlpha > 0 ? FormattableString.Invariant($", mixup {options.MixupAlpha}") : "",
+            options.CutMixAlpha > 0 ? FormattableString.Invariant($", cutmix {options.CutMixAlpha}") : "",
+            options.WeightDecay != new FineTuningOptions().WeightDecay ? FormattableString.Invariant($", weight decay {options.WeightDecay}") : "");
+        var name = $"fine-tuning: {mode}, {options.ImageSize} px, {options.Epochs} epochs{regularisation}";
         log?.Invoke($"{name}: fitting on {train.Count} images");
         var history = new List<TrainingEpochMetrics>();
         var callback = options.MetricsCallback;

@@ -8,7 +8,7 @@ namespace MLTransfer.Torch.FineTuning;
 
 /// <summary>
 /// Fine-tuning's objective for the <see cref="TrainingLoop"/>: the imported backbone and a new linear head, cross-entropy
-/// with label smoothing (Szegedy et al. 2016), one parameter group per backbone block with discriminative rates
+/// with label smoothing (Szegedy et al. 2016) and optional mixup/CutMix of each batch (<see cref="BatchMix"/>), one parameter group per backbone block with discriminative rates
 /// (block k from the top at LearningRate × decay^k; Howard &amp; Ruder 2018), the head alone first, then the whole network
 /// or its top blocks; validation accuracy picks the best epoch.
 /// </summary>
@@ -69,9 +69,11 @@ internal sealed class FineTuningObjective : ITrainingObjective
     public StepResult Step(LoadedBatch batch, StepContext context)
     {
         var y = tensor(batch.Items.Select(i => (long)_labels[i]).ToArray());
-        var logits = _network.forward(batch.Input);
-        var loss = F.cross_entropy(logits, y, label_smoothing: _options.LabelSmoothing);
-        return new StepResult(loss, logits.argmax(1).eq(y).sum().item<long>());
+        var shape = batch.Input.shape;
+        var mix = BatchMix.Draw(context.Random, batch.Count, shape.Length == 4 ? (int)shape[2] : 0, shape.Length == 4 ? (int)shape[3] : 0,
+            _options.MixupAlpha, _options.CutMixAlpha);
+        var logits = _network.forward(mix.Apply(batch.Input));
+        return new StepResult(mix.Loss(logits, y, _options.LabelSmoothing), mix.Correct(logits, y));
     }
 
     public EpochValidation? Validate()

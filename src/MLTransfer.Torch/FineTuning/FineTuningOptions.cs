@@ -85,6 +85,23 @@ public sealed class FineTuningOptions : Training.ILoopSettings
     public double LabelSmoothing { get; set; } = 0.1;
 
     /// <summary>
+    /// Mixup's α (Zhang et al. 2018): each training batch is mixed with a shuffled copy of itself, λ·x + (1 − λ)·x′
+    /// with λ ~ Beta(α, α), and the loss mixes the two labels alike. It mixes what the trained part of the network takes
+    /// in: the images when the whole network trains, the cached lower-block outputs in top-blocks mode (manifold mixup,
+    /// Verma et al. 2019), so it regularises top-blocks training without new cached views. 0 disables it; 0.2–0.4 is
+    /// usual. With <see cref="CutMixAlpha"/> also set, each batch uses one of the two at random. The default value is 0.
+    /// </summary>
+    public double MixupAlpha { get; set; }
+
+    /// <summary>
+    /// CutMix's α (Yun et al. 2019): a box covering a share 1 − λ (λ ~ Beta(α, α)) of each training input is replaced
+    /// by the same box of another input of the batch, and the loss mixes their labels by the areas. Like
+    /// <see cref="MixupAlpha"/> it works on the images or, in top-blocks mode, on the cached feature maps. 0 disables
+    /// it; 1 is usual. The default value is 0.
+    /// </summary>
+    public double CutMixAlpha { get; set; }
+
+    /// <summary>
     /// The share of each class held out (stratified) as the validation split that reports accuracy, picks the best
     /// epoch and drives early stopping; 0 trains on everything. The default value is 0.1.
     /// </summary>
@@ -208,6 +225,16 @@ public sealed class FineTuningOptions : Training.ILoopSettings
         if (LabelSmoothing is < 0 or >= 1)
         {
             throw new ArgumentOutOfRangeException(nameof(LabelSmoothing), LabelSmoothing, "must be in [0, 1).");
+        }
+
+        if (!double.IsFinite(MixupAlpha) || MixupAlpha < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MixupAlpha), MixupAlpha, "must be 0 (off) or positive.");
+        }
+
+        if (!double.IsFinite(CutMixAlpha) || CutMixAlpha < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(CutMixAlpha), CutMixAlpha, "must be 0 (off) or positive.");
         }
 
         if (ValidationFraction is < 0 or >= 1)

@@ -90,6 +90,7 @@ public sealed class FineTuningTrainer
                 validation.Count.ToString(CultureInfo.InvariantCulture),
                 o.TrainTopBlocksOnly ? FormattableString.Invariant($"top{o.TopBlocks}x{o.TopBlockViews}") : "all",
                 o.Optimizer.ToString(),
+                FormattableString.Invariant($"mix{o.MixupAlpha}/{o.CutMixAlpha}"),
                 description.Identity);
             var objective = new FineTuningObjective(network, trainRows, train.Select(e => index[e.Label]).ToArray(), validationRows,
                 validation.Select(e => index[e.Label]).ToArray(), o, firstTrainedBlock, runKey);

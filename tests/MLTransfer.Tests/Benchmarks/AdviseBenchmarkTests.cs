@@ -72,4 +72,23 @@ public class AdviseBenchmarkTests
         Assert.That(result.KendallLogMeCrossValidated, Is.InRange(-1, 1).Or.NaN);
         Assert.Throws<ArgumentException>(() => AdviseBenchmark.Run(train, test, new AdviseOptions { ImageSizes = [32] }, seed: 1, folds: 3));
     }
+
+    [Test]
+    public void Should_cross_validate_each_head_l2_of_the_grid_with_the_default_among_them()
+    {
+        var classes = new[] { "1", "5", "8" };
+        var train = TestData.SampleSubset(6, classes);
+        var test = TestData.Subset(TestData.Sample, 3, 6, classes);
+        var result = AdviseBenchmark.Run(train, test, new AdviseOptions { ImageSizes = [32] }, seed: 1, timeTraining: false, folds: 3, headL2: [1e6f]);
+
+        Assert.That(result.KendallLogMeByL2.Keys, Is.EquivalentTo(new[] { 1f, 1e6f }));
+        foreach (var row in result.Rows)
+        {
+            Assert.That(row.CrossValidatedAccuracyByL2[1f], Is.EqualTo(row.CrossValidatedAccuracy), "the default L2 is the plain cross-validation");
+            Assert.That(row.TunedHeadAccuracy, Is.EqualTo(row.CrossValidatedAccuracyByL2.Values.Max()));
+        }
+        // An L2 of a million shrinks every weight to about zero: each head then predicts one class, a third of the images.
+        Assert.That(result.Rows.Max(r => r.CrossValidatedAccuracyByL2[1e6f]), Is.LessThan(result.Rows.Max(r => r.CrossValidatedAccuracy)));
+        Assert.Throws<ArgumentException>(() => AdviseBenchmark.Run(train, test, new AdviseOptions { ImageSizes = [32] }, seed: 1, timeTraining: false, headL2: [10f]));
+    }
 }

@@ -81,6 +81,21 @@ public class FineTuningTrainerTests
     }
 
     [Test]
+    public void Should_repeat_a_run_with_mixup_and_cutmix_exactly_given_the_seed_and_train_on_mixed_batches()
+    {
+        var images = Images(classes: 2, perClass: 3);
+        var plain = Tiny(o => { o.ValidationFraction = 0; o.UnfreezeAfterEpochs = 0; o.Epochs = 1; });
+        var mixed = Tiny(o => { o.ValidationFraction = 0; o.UnfreezeAfterEpochs = 0; o.Epochs = 1; o.MixupAlpha = 0.4; o.CutMixAlpha = 1; });
+        using var a = new FineTuningTrainer(mixed).Fit(images);
+        using var b = new FineTuningTrainer(mixed).Fit(images);
+        using var c = new FineTuningTrainer(plain).Fit(images);
+        Assert.That(b.History.Select(m => m.TrainLoss), Is.EqualTo(a.History.Select(m => m.TrainLoss)));
+        Assert.That(b.HeadParameters().Weights, Is.EqualTo(a.HeadParameters().Weights));
+        Assert.That(c.History.Select(m => m.TrainLoss), Is.Not.EqualTo(a.History.Select(m => m.TrainLoss)), "the batches were mixed");
+        Assert.Throws<ArgumentOutOfRangeException>(() => new FineTuningTrainer(Tiny(o => o.MixupAlpha = double.NaN)).Fit(images));
+    }
+
+    [Test]
     public void Should_resume_a_killed_run_from_its_checkpoint_and_end_like_an_uninterrupted_one()
     {
         var images = Images(classes: 2, perClass: 3);

@@ -97,6 +97,11 @@ public sealed class BenchAdviseSettings : CommonSettings
     [Description("Also measure every candidate by K-fold cross-validation over the training and test images together (needs --no-train-timing).")]
     public int? Folds { get; set; }
 
+    /// <summary>L2 grid of the head.</summary>
+    [CommandOption("--head-l2")]
+    [Description("With --folds: comma-separated L2 regularisations of the head to cross-validate besides the default 1 (how much the ranking depends on the head).")]
+    public string? HeadL2 { get; set; }
+
     /// <summary>JSON output.</summary>
     [CommandOption("--json")]
     public bool Json { get; set; }
@@ -110,9 +115,26 @@ public sealed class BenchAdviseSettings : CommonSettings
             return ValidationResult.Error("--manifest needs --task (the label column).");
         if (Folds is { } folds && (folds < 2 || !NoTrainTiming))
             return ValidationResult.Error("--folds needs a value of at least 2 and --no-train-timing (cross-validation reads cached features).");
+        if (HeadL2 is not null && Folds is null)
+            return ValidationResult.Error("--head-l2 needs --folds (each L2 is measured by cross-validation).");
+        if (HeadL2 is not null && ParseL2(HeadL2) is null)
+            return ValidationResult.Error($"--head-l2 '{HeadL2}' must be comma-separated numbers of at least 0.");
         if (TestFraction is <= 0 or >= 1)
             return ValidationResult.Error("--test-fraction must be in (0, 1).");
         return new AdviseSettings { Sizes = Sizes }.Validate();
+    }
+
+    /// <summary>The values of <c>--head-l2</c>, or null when one is not a finite number of at least 0.</summary>
+    internal static IReadOnlyList<float>? ParseL2(string text)
+    {
+        var values = new List<float>();
+        foreach (var part in text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (!float.TryParse(part, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) || !float.IsFinite(value) || value < 0)
+                return null;
+            values.Add(value);
+        }
+        return values.Count == 0 ? null : values;
     }
 }
 
@@ -138,7 +160,8 @@ public sealed class BenchAdviseCommand : Command<BenchAdviseSettings>
         var result = AdviseBenchmark.Run(train, test, options, settings.Seed,
             line => console.MarkupLineInterpolated($"[grey]{DateTime.UtcNow:HH:mm:ss} {line}[/]"),
             settings.AlsoMaxImages?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToList(),
-            timeTraining: !settings.NoTrainTiming, cacheDirectory: settings.CacheDir, folds: settings.Folds ?? 0);
+            timeTraining: !settings.NoTrainTiming, cacheDirectory: settings.CacheDir, folds: settings.Folds ?? 0,
+            headL2: settings.HeadL2 is null ? null : BenchAdviseSettings.ParseL2(settings.HeadL2));
         var command = "mltransfer bench advise " + string.Join(' ', Environment.GetCommandLineArgs().SkipWhile(a => a != "advise").Skip(1)
             .Select(a => a.Contains(' ') ? $"\"{a}\"" : a));
         var cache = settings.NoTrainTiming ? "features shared through one bottleneck cache (advise times are not cold-run times)" : "bottleneck cache off, every fit cold";
@@ -165,6 +188,8 @@ public sealed class BenchAdviseCommand : Command<BenchAdviseSettings>
                 folds = result.Folds,
                 kendall_logme_cv = result.Folds > 1 ? result.KendallLogMeCrossValidated : (double?)null,
                 kendall_knn_cv = result.Folds > 1 ? result.KendallKnnCrossValidated : (double?)null,
+                kendall_logme_cv_by_l2 = result.KendallLogMeByL2.ToDictionary(p => p.Key.ToString(CultureInfo.InvariantCulture), p => p.Value),
+                kendall_logme_cv_tuned_head = double.IsNaN(result.KendallLogMeTunedHead) ? (double?)null : result.KendallLogMeTunedHead,
                 advise_seconds = result.AdviseSeconds,
                 train_all_seconds = result.TrainAllSeconds,
                 training_timed = result.TrainingTimed,
@@ -181,7 +206,8 @@ public sealed class BenchAdviseCommand : Command<BenchAdviseSettings>
                 {
                     rank = r.Candidate.Rank, layer = r.Candidate.Layer, image_size = r.Candidate.ImageSize, logme = r.Candidate.LogMe,
                     knn_accuracy = r.Candidate.KnnAccuracy, held_out_accuracy = r.HeldOutAccuracy,
-                    cv_accuracy = result.Folds > 1 ? r.CrossValidatedAccuracy : (double?)null, advise_seconds = r.Candidate.Seconds, train_seconds = r.TrainSeconds,
+                    cv_accuracy = result.Folds > 1 ? r.CrossValidatedAccuracy : (double?)null,
+                    cv_accuracy_by_l2 = r.CrossValidatedAccuracyByL2.ToDictionary(p => p.Key.ToString(CultureInfo.InvariantCulture), p => p.Value), advise_seconds = r.Candidate.Seconds, train_seconds = r.TrainSeconds,
                 }),
             }));
             return 0;

@@ -55,6 +55,21 @@ public sealed class BenchFineTuningSettings : BenchSplitSettings
     [CommandOption("--top-block-views")]
     public int? TopBlockViews { get; set; }
 
+    /// <summary>Mixup's α.</summary>
+    [CommandOption("--mixup")]
+    [Description("Mixup α of each training batch (0: off, the default).")]
+    public double? Mixup { get; set; }
+
+    /// <summary>CutMix's α.</summary>
+    [CommandOption("--cutmix")]
+    [Description("CutMix α of each training batch (0: off, the default).")]
+    public double? CutMix { get; set; }
+
+    /// <summary>Weight decay.</summary>
+    [CommandOption("--weight-decay")]
+    [Description("Weight decay (default 0.0001).")]
+    public double? WeightDecay { get; set; }
+
     /// <summary>Full-precision block cache.</summary>
     [CommandOption("--fp32-block-cache")]
     [Description("Cache lower-block outputs as 32-bit floats instead of 16-bit (to measure the difference).")]
@@ -73,6 +88,12 @@ public sealed class BenchFineTuningSettings : BenchSplitSettings
     [CommandOption("--output")]
     [Description("Append the result as a Markdown table to this file.")]
     public string? Output { get; set; }
+
+    /// <inheritdoc />
+    public override ValidationResult Validate() => Check.First(
+        Check.NonNegativeFinite("--mixup", Mixup),
+        Check.NonNegativeFinite("--cutmix", CutMix),
+        Check.NonNegativeFinite("--weight-decay", WeightDecay));
 
 }
 
@@ -99,6 +120,9 @@ public sealed class BenchFineTuningCommand : Command<BenchFineTuningSettings>
             TrainTopBlocksOnly = !settings.WholeNetwork,
             TopBlocks = settings.TopBlocks ?? d.TopBlocks,
             TopBlockViews = settings.TopBlockViews ?? d.TopBlockViews,
+            MixupAlpha = settings.Mixup ?? d.MixupAlpha,
+            CutMixAlpha = settings.CutMix ?? d.CutMixAlpha,
+            WeightDecay = settings.WeightDecay ?? d.WeightDecay,
             HalfPrecisionBlockCache = !settings.Fp32BlockCache,
             CacheDirectory = settings.CacheDir,
             Seed = settings.Seed,
