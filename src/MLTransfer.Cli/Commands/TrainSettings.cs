@@ -41,6 +41,16 @@ public sealed class TrainSettings : CommonSettings
     [DefaultValue("lbfgs")]
     public string Head { get; set; } = "lbfgs";
 
+    /// <summary>L2 of the L-BFGS head.</summary>
+    [CommandOption("--head-l2")]
+    [Description("Feature extraction with the lbfgs head: its L2 regularisation, a number (ML.NET's default is 1) or auto (default: chosen among 0.1, 1, 10, 100, 1000 on a held-out fifth of the training images).")]
+    [DefaultValue("auto")]
+    public string HeadL2 { get; set; } = "auto";
+
+    /// <summary>The value of <c>--head-l2</c>: null for auto.</summary>
+    public float? HeadL2Value => HeadL2.Equals("auto", StringComparison.OrdinalIgnoreCase) ? null
+        : float.Parse(HeadL2, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>Validation share.</summary>
     [CommandOption("--validation-fraction")]
     [Description("Share of each class held out for validation metrics. Default 0.1.")]
@@ -255,6 +265,9 @@ public sealed class TrainSettings : CommonSettings
             WholeNetwork && TopBlocksOnly ? "--whole-network and --top-blocks-only exclude each other." : null,
             WholeNetwork && TopBlockViews is not null ? "--top-block-views needs top-blocks mode; drop --whole-network." : null,
             (Mixup ?? CutMix ?? WeightDecay) is not null && technique != "fine-tuning" ? $"--mixup, --cutmix and --weight-decay are options of --technique fine-tuning, not {Technique}." : null,
+            HeadL2.Equals("auto", StringComparison.OrdinalIgnoreCase)
+                || float.TryParse(HeadL2, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var l2) && float.IsFinite(l2) && l2 >= 0
+                ? null : $"--head-l2 must be auto or a number of at least 0 (got {HeadL2}).",
             Check.NonNegativeFinite("--mixup", Mixup),
             Check.NonNegativeFinite("--cutmix", CutMix),
             Check.NonNegativeFinite("--weight-decay", WeightDecay),

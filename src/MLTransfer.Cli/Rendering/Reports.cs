@@ -27,6 +27,8 @@ public static class Reports
         table.AddRow("Skipped (unreadable)", skippedCount.ToString("N0"));
         table.AddRow("Features from cache", $"{report.FromCache:N0} / {report.TrainCount + report.ValidationCount:N0}");
         table.AddRow("Featurisation time", $"{report.FeaturizationTime.TotalSeconds:F1} s");
+        if (report.HeadL2Regularization is { } l2)
+            table.AddRow("Head L2 regularisation", l2.ToString(System.Globalization.CultureInfo.InvariantCulture));
         table.AddRow("Training time", $"{report.TrainingTime.TotalSeconds:F1} s");
         table.AddRow("Model", Markup.Escape(Path.GetFullPath(output)));
         console.Write(table);

@@ -20,18 +20,19 @@ public sealed record AdviseBenchmarkRow(AdviceCandidate Candidate, double HeldOu
 {
     /// <summary>
     /// Accuracy of the same head under stratified K-fold cross-validation over the training and test images together (each image
-    /// predicted once, by a head trained on the other folds); NaN when the benchmark ran without folds.
+    /// predicted once, by a head trained on the other folds, its L2 chosen within them as feature extraction chooses it);
+    /// NaN when the benchmark ran without folds.
     /// </summary>
     public double CrossValidatedAccuracy { get; init; } = double.NaN;
 
     /// <summary>
-    /// The cross-validated accuracy of the head trained with each L2 regularisation of the benchmark's grid (the default L2
-    /// included); empty without folds or grid.
+    /// The cross-validated accuracy of the head trained with each fixed L2 regularisation of the benchmark's grid; empty
+    /// without folds or grid.
     /// </summary>
     public IReadOnlyDictionary<float, double> CrossValidatedAccuracyByL2 { get; init; } = new Dictionary<float, double>();
 
-    /// <summary>The best of <see cref="CrossValidatedAccuracyByL2"/>: the accuracy of a head whose L2 is tuned; NaN without a grid.</summary>
-    public double TunedHeadAccuracy => CrossValidatedAccuracyByL2.Count == 0 ? double.NaN : CrossValidatedAccuracyByL2.Values.Max();
+    /// <summary>The best of <see cref="CrossValidatedAccuracyByL2"/> (an oracle choice of L2 on the folds themselves); NaN without a grid.</summary>
+    public double BestL2Accuracy => CrossValidatedAccuracyByL2.Count == 0 ? double.NaN : CrossValidatedAccuracyByL2.Values.Max();
 }
 
 /// <summary>Everything the advise benchmark measured on one dataset.</summary>
@@ -91,11 +92,11 @@ public sealed class AdviseBenchmarkResult
     /// <summary>Kendall τ-b between the k-NN accuracies and <see cref="AdviseBenchmarkRow.CrossValidatedAccuracy"/>; NaN without folds.</summary>
     public double KendallKnnCrossValidated { get; init; } = double.NaN;
 
-    /// <summary>Kendall τ-b between the LogME scores and the cross-validated accuracies of the head with each L2 of the grid.</summary>
+    /// <summary>Kendall τ-b between the LogME scores and the cross-validated accuracies of the head with each fixed L2 of the grid.</summary>
     public IReadOnlyDictionary<float, double> KendallLogMeByL2 { get; init; } = new Dictionary<float, double>();
 
-    /// <summary>Kendall τ-b between the LogME scores and <see cref="AdviseBenchmarkRow.TunedHeadAccuracy"/>; NaN without a grid.</summary>
-    public double KendallLogMeTunedHead { get; init; } = double.NaN;
+    /// <summary>Kendall τ-b between the LogME scores and <see cref="AdviseBenchmarkRow.BestL2Accuracy"/>; NaN without a grid.</summary>
+    public double KendallLogMeBestL2 { get; init; } = double.NaN;
 }
 
 /// <summary>advise with another sample size, measured against the same trained candidates.</summary>
@@ -141,8 +142,8 @@ public static class AdviseBenchmark
     /// candidate reaches on this data with less test-set noise than one split. Needs <paramref name="timeTraining"/> false.
     /// </param>
     /// <param name="headL2">
-    /// With <paramref name="folds"/>: L2 regularisations of the head to cross-validate besides the default, to see how much
-    /// the ranking depends on the head's regularisation (and what a head with tuned L2 reaches); null or empty: the default only.
+    /// With <paramref name="folds"/>: fixed L2 regularisations of the head to cross-validate besides feature extraction's own
+    /// (chosen per fold), to see how much the ranking depends on the head's regularisation; null or empty: none.
     /// </param>
     public static AdviseBenchmarkResult Run(IReadOnlyList<ImageExample> train, IReadOnlyList<ImageExample> test, AdviseOptions options, int seed,
         Action<string>? log = null, IReadOnlyList<int>? otherSampleSizes = null, bool timeTraining = true, string? cacheDirectory = null, int folds = 0,
@@ -157,7 +158,7 @@ public static class AdviseBenchmark
             throw new ArgumentException("Cross-validation reads cached features: run it with timeTraining false.", nameof(folds));
         if (headL2 is { Count: > 0 } && folds < 2)
             throw new ArgumentException("An L2 grid is measured by cross-validation: give folds too.", nameof(headL2));
-        var grid = (headL2 ?? []).Append(LbfgsHeadTrainer.DefaultL2Regularization).Distinct().Order().ToList();
+        var grid = (headL2 ?? []).Distinct().Order().ToList();
         var scratch = timeTraining ? null : Path.Combine(Path.GetTempPath(), "mltransfer", $"bench-advise-{Guid.NewGuid():N}");
         options.Engine = options.Engine.Clone();
         options.Engine.UseCache = !timeTraining;
@@ -213,11 +214,12 @@ public static class AdviseBenchmark
             }
 
             var byL2 = folds > 1 ? CrossValidate(train.Concat(test).ToList(), advice.Candidates, options.Engine, folds, seed, grid, log) : null;
-            var crossValidated = byL2?.ToDictionary(p => p.Key, p => p.Value[LbfgsHeadTrainer.DefaultL2Regularization]);
+            var crossValidated = byL2?.ToDictionary(p => p.Key, p => p.Value[FeatureExtractionHead]);
             var rows = advice.Candidates.Select(c => new AdviseBenchmarkRow(c, accuracy[c], heads[c].Seconds)
             {
                 CrossValidatedAccuracy = crossValidated?[c] ?? double.NaN,
-                CrossValidatedAccuracyByL2 = grid.Count > 1 && byL2 is not null ? byL2[c] : new Dictionary<float, double>(),
+                CrossValidatedAccuracyByL2 = byL2 is null ? new Dictionary<float, double>()
+                    : byL2[c].Where(p => p.Key != FeatureExtractionHead).ToDictionary(p => p.Key, p => p.Value),
             }).ToList();
             var trainAll = rows.Sum(r => r.TrainSeconds);
             var others = new List<AdviseSampleRun>();
@@ -253,11 +255,11 @@ public static class AdviseBenchmark
                     ? KendallTau(rows.Select(r => r.Candidate.LogMe).ToList(), rows.Select(r => r.CrossValidatedAccuracy).ToList()) : double.NaN,
                 KendallKnnCrossValidated = folds > 1
                     ? KendallTau(rows.Select(r => r.Candidate.KnnAccuracy).ToList(), rows.Select(r => r.CrossValidatedAccuracy).ToList()) : double.NaN,
-                KendallLogMeByL2 = grid.Count > 1 && byL2 is not null
+                KendallLogMeByL2 = grid.Count > 0 && byL2 is not null
                     ? grid.ToDictionary(l2 => l2, l2 => KendallTau(rows.Select(r => r.Candidate.LogMe).ToList(), rows.Select(r => r.CrossValidatedAccuracyByL2[l2]).ToList()))
                     : new Dictionary<float, double>(),
-                KendallLogMeTunedHead = grid.Count > 1 && byL2 is not null
-                    ? KendallTau(rows.Select(r => r.Candidate.LogMe).ToList(), rows.Select(r => r.TunedHeadAccuracy).ToList()) : double.NaN,
+                KendallLogMeBestL2 = grid.Count > 0 && byL2 is not null
+                    ? KendallTau(rows.Select(r => r.Candidate.LogMe).ToList(), rows.Select(r => r.BestL2Accuracy).ToList()) : double.NaN,
             };
         }
         finally
@@ -272,12 +274,15 @@ public static class AdviseBenchmark
     private static double Of(Dictionary<AdviceCandidate, double> values, AdviceCandidate c) =>
         values.First(a => a.Key.Backbone == c.Backbone && a.Key.Layer == c.Layer && a.Key.ImageSize == c.ImageSize).Value;
 
-    // Stratified K-fold accuracy of the default head (L-BFGS maximum entropy, as feature extraction trains it) on each candidate's
-    // features, for each L2 regularisation of the grid.
+    // The key of CrossValidate's result for feature extraction's own head (L2 chosen within each fold's training images).
+    private const float FeatureExtractionHead = -1;
+
+    // Stratified K-fold accuracy, on each candidate's features, of feature extraction's head (L-BFGS maximum entropy with
+    // its L2 chosen by LbfgsHeadTrainer.TrainTuned within the training folds), and of the head with each fixed L2 of the grid.
     private static Dictionary<AdviceCandidate, Dictionary<float, double>> CrossValidate(IReadOnlyList<ImageExample> pool, IReadOnlyList<AdviceCandidate> candidates,
         FeaturizerOptions engine, int folds, int seed, IReadOnlyList<float> grid, Action<string>? log)
     {
-        var fold = StratifiedFolds(pool, folds, seed);
+        var fold = StratifiedFolds.Assign(pool.Select(e => e.Label).ToList(), folds, seed);
         var classes = pool.Select(e => e.Label).Distinct().Order(StringComparer.Ordinal).ToList();
         var result = new Dictionary<AdviceCandidate, Dictionary<float, double>>();
         foreach (var pass in candidates.GroupBy(c => (c.Backbone, c.ImageSize)))
@@ -289,44 +294,28 @@ public static class AdviseBenchmark
             foreach (var candidate in pass)
             {
                 var layer = featurizer.Layers.Single(l => l.Name == candidate.Layer);
-                var correct = new int[grid.Count, folds];
+                var heads = grid.Prepend(FeatureExtractionHead).ToList();
+                var correct = new int[heads.Count, folds];
                 // Each fold's head trains on one thread (LbfgsHeadTrainer), so running the folds side by side changes no number.
-                Parallel.For(0, grid.Count * folds, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, job =>
+                Parallel.For(0, heads.Count * folds, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, job =>
                 {
                     var (g, k) = Math.DivRem(job, folds);
                     var fit = read.Where(i => fold[i] != k).ToList();
-                    var head = LbfgsHeadTrainer.Train(new MLContext(seed: seed), classes, fit.Select(i => layer.Slice(featurized.Features[i]!)).ToList(),
-                        fit.Select(i => pool[i].Label).ToList(), grid[g]);
+                    var fitFeatures = fit.Select(i => layer.Slice(featurized.Features[i]!)).ToList();
+                    var fitLabels = fit.Select(i => pool[i].Label).ToList();
+                    var head = heads[g] == FeatureExtractionHead
+                        ? LbfgsHeadTrainer.TrainTuned(new MLContext(seed: seed), classes, fitFeatures, fitLabels, seed).Head
+                        : LbfgsHeadTrainer.Train(new MLContext(seed: seed), classes, fitFeatures, fitLabels, heads[g]);
                     var held = read.Where(i => fold[i] == k).ToList();
                     correct[g, k] = held.Count == 0 ? 0 : (int)Math.Round(held.Count * head.Accuracy(held.Select(i => layer.Slice(featurized.Features[i]!)).ToList(),
                         held.Select(i => classes.IndexOf(pool[i].Label)).ToList()));
                 });
-                result[candidate] = grid.Select((l2, g) => (l2, g)).ToDictionary(x => x.l2, x => (double)Enumerable.Range(0, folds).Sum(k => correct[x.g, k]) / pool.Count);
+                result[candidate] = heads.Select((l2, g) => (l2, g)).ToDictionary(x => x.l2, x => (double)Enumerable.Range(0, folds).Sum(k => correct[x.g, k]) / pool.Count);
                 log?.Invoke(string.Create(CultureInfo.InvariantCulture,
-                    $"{candidate.Layer} {candidate.ImageSize} px: cross-validated accuracy {string.Join(", ", result[candidate].Select(p => $"{p.Value:F4} (L2 {p.Key})"))}"));
+                    $"{candidate.Layer} {candidate.ImageSize} px: cross-validated accuracy {string.Join(", ", result[candidate].Select(p => p.Key == FeatureExtractionHead ? $"{p.Value:F4} (L2 chosen)" : $"{p.Value:F4} (L2 {p.Key})"))}"));
             }
         }
         return result;
-    }
-
-    /// <summary>Assigns each example a fold in [0, <paramref name="folds"/>): within each class, a seeded shuffle dealt round-robin.</summary>
-    /// <param name="examples">The examples.</param>
-    /// <param name="folds">Number of folds (at least 2).</param>
-    /// <param name="seed">Seed of the shuffle.</param>
-    public static int[] StratifiedFolds(IReadOnlyList<ImageExample> examples, int folds, int seed)
-    {
-        ArgumentNullException.ThrowIfNull(examples);
-        ArgumentOutOfRangeException.ThrowIfLessThan(folds, 2);
-        var fold = new int[examples.Count];
-        var random = new Random(seed);
-        foreach (var group in Enumerable.Range(0, examples.Count).GroupBy(i => examples[i].Label).OrderBy(g => g.Key, StringComparer.Ordinal))
-        {
-            var members = group.ToArray();
-            random.Shuffle(members);
-            for (var j = 0; j < members.Length; j++)
-                fold[members[j]] = j % folds;
-        }
-        return fold;
     }
 
     // One featuriser for all the candidates' layers at one backbone and size, in the backbone's stage order (one graph file whatever the ranking).
@@ -398,7 +387,7 @@ public static class AdviseBenchmark
             md.AppendLine(c, $"- Kendall τ against the {result.Folds}-fold cross-validated accuracy: LogME **{result.KendallLogMeCrossValidated:F3}**, k-NN {result.KendallKnnCrossValidated:F3}.");
         if (result.KendallLogMeByL2.Count > 0)
         {
-            md.AppendLine(c, $"- Kendall τ (LogME) against the cross-validated accuracy of the head trained with L2 = {string.Join(", ", result.KendallLogMeByL2.Select(p => string.Create(c, $"{p.Key}: {p.Value:F3}")))}; against the best L2 per candidate (a tuned head): **{result.KendallLogMeTunedHead:F3}**.");
+            md.AppendLine(c, $"- Kendall τ (LogME) against the cross-validated accuracy of the head trained with L2 = {string.Join(", ", result.KendallLogMeByL2.Select(p => string.Create(c, $"{p.Key}: {p.Value:F3}")))}; against the best L2 per candidate (an oracle choice on the folds): {result.KendallLogMeBestL2:F3}.");
             md.AppendLine(c, $"- Cross-validated accuracy by L2 (rows in advise's order): {string.Join("; ", result.Rows.Select(r => string.Create(c, $"{r.Candidate.Layer} {r.Candidate.ImageSize}: {string.Join("/", r.CrossValidatedAccuracyByL2.Values.Select(v => v.ToString("F3", c)))}")))}.");
         }
         if (result.TrainingTimed)

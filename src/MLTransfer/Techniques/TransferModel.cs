@@ -96,6 +96,9 @@ public sealed class TrainingReport
 
     /// <summary>Wall time of training.</summary>
     public TimeSpan TrainingTime { get; init; }
+
+    /// <summary>The L2 regularisation the L-BFGS head of feature extraction was trained with (chosen or given); null for other heads.</summary>
+    public float? HeadL2Regularization { get; init; }
 }
 
 /// <summary>

@@ -99,7 +99,7 @@ public sealed class BenchAdviseSettings : CommonSettings
 
     /// <summary>L2 grid of the head.</summary>
     [CommandOption("--head-l2")]
-    [Description("With --folds: comma-separated L2 regularisations of the head to cross-validate besides the default 1 (how much the ranking depends on the head).")]
+    [Description("With --folds: comma-separated fixed L2 regularisations of the head to cross-validate besides feature extraction's own choice (how much the ranking depends on the head; 1 is ML.NET's default).")]
     public string? HeadL2 { get; set; }
 
     /// <summary>JSON output.</summary>
@@ -189,7 +189,7 @@ public sealed class BenchAdviseCommand : Command<BenchAdviseSettings>
                 kendall_logme_cv = result.Folds > 1 ? result.KendallLogMeCrossValidated : (double?)null,
                 kendall_knn_cv = result.Folds > 1 ? result.KendallKnnCrossValidated : (double?)null,
                 kendall_logme_cv_by_l2 = result.KendallLogMeByL2.ToDictionary(p => p.Key.ToString(CultureInfo.InvariantCulture), p => p.Value),
-                kendall_logme_cv_tuned_head = double.IsNaN(result.KendallLogMeTunedHead) ? (double?)null : result.KendallLogMeTunedHead,
+                kendall_logme_cv_best_l2 = double.IsNaN(result.KendallLogMeBestL2) ? (double?)null : result.KendallLogMeBestL2,
                 advise_seconds = result.AdviseSeconds,
                 train_all_seconds = result.TrainAllSeconds,
                 training_timed = result.TrainingTimed,

@@ -92,7 +92,7 @@ public sealed class FeatureExtractionEstimator : IEstimator<TransferModel>
 
         clock.Restart();
         var history = new List<EpochMetrics>();
-        var head = TrainHead(classes, train, validation, history);
+        var (head, l2) = TrainHead(classes, train, validation, history);
         var chain = TransferData.Compose(_mlContext, featurizer.ImageSize, featurizer.GraphPath, head, train.Examples[0].ImagePath);
         var trainingTime = clock.Elapsed;
 
@@ -117,6 +117,7 @@ public sealed class FeatureExtractionEstimator : IEstimator<TransferModel>
             History = history,
             FeaturizationTime = featurizationTime,
             TrainingTime = trainingTime,
+            HeadL2Regularization = l2,
         });
     }
 
@@ -135,18 +136,23 @@ public sealed class FeatureExtractionEstimator : IEstimator<TransferModel>
         return fraction <= 0 ? (examples, []) : ImageFolder.StratifiedSplit(examples, fraction, _options.Seed);
     }
 
-    private ITransformer TrainHead(string[] classes, FeatureTrainingSet train, FeatureTrainingSet? validation, List<EpochMetrics> history)
+    private (ITransformer Head, float? L2) TrainHead(string[] classes, FeatureTrainingSet train, FeatureTrainingSet? validation, List<EpochMetrics> history)
     {
         if (_options.Trainer is null && _options.Head == HeadKind.ImageClassification)
         {
             var labels = train.LabelIndices(classes);
             var linear = SoftmaxHeadTrainer.Train(classes, train.Features, labels, validation?.Features ?? [],
                 validation?.LabelIndices(classes) ?? [], _options.ImageClassification, _options.Seed, history);
-            return linear.ToMLNet(_mlContext, ImagePipeline.FeaturesColumn);
+            return (linear.ToMLNet(_mlContext, ImagePipeline.FeaturesColumn), null);
         }
         if (_options.Trainer is null && _options.Head == HeadKind.LbfgsMaximumEntropy)
-            return LbfgsHeadTrainer.Train(_mlContext, classes, train.Features, train.Examples.Select(e => e.Label).ToArray())
-                .ToMLNet(_mlContext, ImagePipeline.FeaturesColumn);
+        {
+            var labels = train.Examples.Select(e => e.Label).ToArray();
+            var (lbfgs, l2) = _options.HeadL2Regularization is { } given
+                ? (LbfgsHeadTrainer.Train(_mlContext, classes, train.Features, labels, given), given)
+                : LbfgsHeadTrainer.TrainTuned(_mlContext, classes, train.Features, labels, _options.Seed);
+            return (lbfgs.ToMLNet(_mlContext, ImagePipeline.FeaturesColumn), l2);
+        }
         var data = FeatureRows.ToDataView(_mlContext, train.Features, train.Examples.Select(e => e.Label).ToArray(), classes);
         var trainer = _options.Trainer ?? _options.Head switch
         {
@@ -161,7 +167,7 @@ public sealed class FeatureExtractionEstimator : IEstimator<TransferModel>
         var fitted = trainer.Fit(keyedData);
         var scored = fitted.Transform(keyedData);
         var toText = _mlContext.Transforms.Conversion.MapKeyToValue("PredictedLabel").Fit(scored);
-        return new TransformerChain<ITransformer>(fitted, toText);
+        return (new TransformerChain<ITransformer>(fitted, toText), null);
     }
 
     private float[][] HeadScores(ITransformer chain, float[][] features)

@@ -31,6 +31,14 @@ public sealed class FeatureExtractionOptions
     /// <summary>Any ML.NET multiclass trainer reading <c>Features</c> and a key <c>Label</c>; overrides <see cref="Head"/> when set. The default value is null.</summary>
     public IEstimator<ITransformer>? Trainer { get; set; }
 
+    /// <summary>
+    /// L2 regularisation of the <see cref="HeadKind.LbfgsMaximumEntropy"/> head; null chooses it from
+    /// <see cref="Heads.LbfgsHeadTrainer.DefaultL2Grid"/> on a held-out fifth of the training images
+    /// (<see cref="Heads.LbfgsHeadTrainer.TrainTuned"/>; the choice is in <see cref="TrainingReport.HeadL2Regularization"/>);
+    /// 1 is ML.NET's own default. The default value is null.
+    /// </summary>
+    public float? HeadL2Regularization { get; set; }
+
     /// <summary>Options of the <see cref="HeadKind.ImageClassification"/> head. The default value is a new <see cref="ImageClassificationHeadOptions"/>.</summary>
     public ImageClassificationHeadOptions ImageClassification { get; set; } = new();
 
