@@ -45,6 +45,16 @@ public interface IJobGrain : IGrainWithStringKey
     /// <param name="error">One-line reason.</param>
     Task Fail(int shard, int attempt, string error);
 
+    /// <summary>
+    /// Gives a shard back because the cluster itself failed it (a grain it needs sat on a silo that just died): it becomes
+    /// pending without counting a failure of its work, and the job fails only after
+    /// <see cref="Hosting.WorkerOptions.MaxClusterFaults"/> such releases of one shard (a cluster that stays broken).
+    /// </summary>
+    /// <param name="shard">The shard.</param>
+    /// <param name="attempt">The lease's attempt.</param>
+    /// <param name="error">One-line reason.</param>
+    Task ReleaseAfterClusterFault(int shard, int attempt, string error);
+
     /// <summary>Cancels the job: nothing more is leased and running workers are told to stop at their next heartbeat.</summary>
     Task Cancel();
 

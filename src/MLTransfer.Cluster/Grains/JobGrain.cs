@@ -47,7 +47,7 @@ internal sealed class JobGrain(
         foreach (var shard in Job.Shards.Where(s => s.Phase != ShardPhase.Done))
         {
             shard.Phase = ShardPhase.Pending;
-            shard.Failures = 0;
+            shard.Failures = shard.ClusterFaults = 0;
             shard.Silo = shard.Worker = null;
         }
         Job.Phase = JobPhase.Running;
@@ -131,6 +131,20 @@ internal sealed class JobGrain(
         logger.LogWarning("Job {Job} shard {Shard} attempt {Attempt} failed: {Error}", this.GetPrimaryKeyString(), shard, attempt, error);
         if (entry.Failures >= _options.MaxShardFailures && Job.Phase == JobPhase.Running)
             await Finish(JobPhase.Failed, $"shard {shard} failed {entry.Failures} times: {error}");
+        else
+            await state.WriteStateAsync();
+    }
+
+    public async Task ReleaseAfterClusterFault(int shard, int attempt, string error)
+    {
+        if (!TryGetShard(shard, out var entry) || entry.Phase != ShardPhase.Running || entry.Attempt != attempt)
+            return;
+        entry.ClusterFaults++;
+        entry.LastError = error;
+        entry.Phase = ShardPhase.Pending;
+        entry.Silo = entry.Worker = null;
+        if (entry.ClusterFaults >= _options.MaxClusterFaults && Job.Phase == JobPhase.Running)
+            await Finish(JobPhase.Failed, $"shard {shard} could not run {entry.ClusterFaults} times, the cluster did not answer: {error}");
         else
             await state.WriteStateAsync();
     }

@@ -31,6 +31,7 @@ public static class ClusterHost
             o.MembershipCheckPeriod = worker.MembershipCheckPeriod;
             o.IdlePoll = worker.IdlePoll;
             o.MaxShardFailures = worker.MaxShardFailures;
+            o.MaxClusterFaults = worker.MaxClusterFaults;
             o.DrainTimeout = worker.DrainTimeout;
         });
         silo.Services.TryAddSingleton<IShardProcessor, EngineShardProcessor>();

@@ -27,6 +27,9 @@ public sealed class WorkerOptions
     /// <summary>Failed attempts of one shard after which the job fails (bad images are listed, not failures; a silo that cannot be reached releases the shard without counting). The default value is 3.</summary>
     public int MaxShardFailures { get; set; } = 3;
 
+    /// <summary>Releases of one shard after cluster faults (a silo that cannot be reached) after which the job fails: the cluster stays broken. The default value is 20.</summary>
+    public int MaxClusterFaults { get; set; } = 20;
+
     /// <summary>How long a stopping silo waits for its slots to give their shards back. The default value is 30 seconds.</summary>
     public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(30);
 }

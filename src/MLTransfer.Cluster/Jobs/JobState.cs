@@ -59,6 +59,9 @@ public sealed class ShardEntry
 
     /// <summary>Images served from the cache, once done.</summary>
     [Id(9)] public int FromCache { get; set; }
+
+    /// <summary>Attempts given back because the cluster failed them (not counted in <see cref="Failures"/>).</summary>
+    [Id(10)] public int ClusterFaults { get; set; }
 }
 
 /// <summary>The persistent state of a job grain (stored with the cluster's grain storage provider).</summary>

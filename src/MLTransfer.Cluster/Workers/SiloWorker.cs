@@ -138,7 +138,8 @@ internal sealed class SiloWorker(
             // not declared it dead yet. That is not the shard's fault: give it back without counting a failure, and
             // wait a little so the grain can come back on a live silo before anyone leases the shard again.
             logger.LogWarning("Job {Job} shard {Shard} released on {Silo}, the cluster did not answer: {Error}", lease.JobId, lease.Shard, silo.Name, OneLine(e));
-            await Retry(() => job.Release(lease.Shard, lease.Attempt));
+            var message = OneLine(e);
+            await Retry(() => job.ReleaseAfterClusterFault(lease.Shard, lease.Attempt, message));
             await Task.Delay(_options.IdlePoll, CancellationToken.None);
         }
         catch (Exception e)

@@ -189,6 +189,19 @@ public class ClusterJobsTests
     }
 
     [Test]
+    public void Should_fail_the_job_with_one_line_when_the_cluster_stays_unreachable()
+    {
+        FakeProcessor.Current = new FakeProcessor { ClusterFaults = int.MaxValue };
+        var output = TestData.TempFolder();
+
+        var error = Assert.ThrowsAsync<InvalidOperationException>(async () =>
+            await ClusterJobs.RunAsync(_cluster.Client, Request(output, 10, 10)).WaitAsync(TimeSpan.FromMinutes(2)));
+
+        Assert.That(error!.Message, Does.Contain("could not run 20 times, the cluster did not answer").And.Contain("Unable to connect"));
+        Assert.That(error.Message, Does.Not.Contain("\n"));
+    }
+
+    [Test]
     public void Should_refuse_an_output_folder_that_holds_another_jobs_parts()
     {
         var output = TestData.TempFolder();

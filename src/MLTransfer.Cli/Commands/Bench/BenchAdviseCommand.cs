@@ -167,7 +167,7 @@ public sealed class BenchAdviseCommand : Command<BenchAdviseSettings>
         var cache = settings.NoTrainTiming ? "features shared through one bottleneck cache (advise times are not cold-run times)" : "bottleneck cache off, every fit cold";
         var heading = string.Create(CultureInfo.InvariantCulture,
             $"### {name}\n\nResNet18, frozen; candidates {string.Join(", ", result.Rows.Select(r => r.Candidate.Layer).Distinct())} × {settings.Sizes} px; "
-            + $"advise sample {settings.MaxImages} images, k-NN k = {NearestNeighbors.DefaultNeighbors}; feature extraction head: L-BFGS maximum entropy; "
+            + $"advise sample {settings.MaxImages} images, k-NN k = {NearestNeighbors.DefaultNeighbors}; feature extraction head: L-BFGS maximum entropy, its L2 chosen on a held-out fifth of each fit's images; "
             + $"{cache}. {Environment.ProcessorCount} cores, run {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC.");
         var markdown = AdviseBenchmark.Markdown(result, heading, command);
         if (settings.Output is not null)
