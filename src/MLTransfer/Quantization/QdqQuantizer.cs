@@ -47,7 +47,7 @@ public sealed record QuantizationSummary(int QuantizedConvolutions, int Quantize
 /// not change between the source opset and 13 are accepted, and attributes later opsets dropped are removed); (2) run
 /// the float graph on the calibration images and record each quantised tensor's range (min/max, always including 0);
 /// (3) insert the QDQ pairs: activations <c>scale = (max − min) / 255</c>, <c>zero point = round(−min / scale)</c>
-/// (0 after a ReLU, which lets ONNX Runtime drop the ReLU); weights <c>scale_c = max|w_c| / 127</c>; a MaxPool output
+/// (0 after a ReLU, which lets ONNX Runtime drop the ReLU); weights <c>scale_c = max|w_c| / L</c> with <c>L</c> = <see cref="QuantizationOptions.WeightLevels"/> (63 by default: 7-bit weights, the same numbers on every x86 CPU); a MaxPool output
 /// shares its input's parameters. Pooling at the end, dense layers and the graph outputs stay float.</para>
 /// <para>Reference: Jacob et al., "Quantization and Training of Neural Networks for Efficient Integer-Arithmetic-Only
 /// Inference", CVPR 2018; Krishnamoorthi, "Quantizing deep convolutional networks for efficient inference", 2018.</para>
@@ -55,7 +55,7 @@ public sealed record QuantizationSummary(int QuantizedConvolutions, int Quantize
 public static class QdqQuantizer
 {
     /// <summary>Version of the rewrite; part of file names and cache keys.</summary>
-    public const int Version = 1;
+    public const int Version = 2;
 
     /// <summary>Opset of the quantised graph (the first with per-axis QuantizeLinear/DequantizeLinear).</summary>
     public const int Opset = 13;
@@ -85,6 +85,8 @@ public static class QdqQuantizer
         ArgumentNullException.ThrowIfNull(calibrationImages);
         options ??= new QuantizationOptions();
         ArgumentOutOfRangeException.ThrowIfNegative(options.FloatConvolutions, nameof(options));
+        if (options.WeightLevels is < 1 or > 127)
+            throw new ArgumentOutOfRangeException(nameof(options), options.WeightLevels, "WeightLevels must be in [1, 127].");
         var imageSize = ImageSize(graph);
         var sourceOpset = DefaultOpset(graph);
         var prepared = Prepare(graph, imageSize, out var folded);
@@ -93,11 +95,11 @@ public static class QdqQuantizer
         var reference = options.BiasCorrection ? prepared.Clone() : null;
         IReadOnlyList<string> keptFloat = options.FloatConvolutions == 0
             ? []
-            : MostSensitive(prepared, ranges, Spread(calibrationImages, options.SensitivityImages), imageSize, options.BatchSize, options.FloatConvolutions);
+            : MostSensitive(prepared, ranges, Spread(calibrationImages, options.SensitivityImages), imageSize, options.BatchSize, options.FloatConvolutions, options.WeightLevels);
         var floatSet = keptFloat.ToHashSet(StringComparer.Ordinal);
         if (floatSet.Count > 0)
             plan = Plan(prepared.Graph, floatSet);
-        var convolutions = InsertQdq(prepared.Graph, plan, ranges, floatSet);
+        var convolutions = InsertQdq(prepared.Graph, plan, ranges, floatSet, options.WeightLevels);
         var corrected = reference is null ? 0
             : CorrectBiases(reference, prepared, Spread(calibrationImages, options.BiasCorrectionImages), imageSize, options.BatchSize);
         summary = new QuantizationSummary(convolutions, plan.Tensors.Count, folded, sourceOpset, used, rejected)
@@ -572,7 +574,7 @@ public static class QdqQuantizer
     // Mixed precision: quantise one convolution at a time (its input and weights), measure how far the graph's output moves
     // from the float graph's (mean 1 − cosine over the images) and return the `count` convolutions that move it most.
     private static List<string> MostSensitive(ModelProto prepared, IReadOnlyDictionary<string, (float Min, float Max)> ranges,
-        IReadOnlyList<string> images, int imageSize, int batchSize, int count)
+        IReadOnlyList<string> images, int imageSize, int batchSize, int count, int weightLevels)
     {
         var convolutions = prepared.Graph.Node.Where(n => IsQuantizableConv(prepared.Graph, n)).Select(n => n.Output[0]).ToList();
         if (count >= convolutions.Count)
@@ -584,7 +586,7 @@ public static class QdqQuantizer
             var single = prepared.Clone();
             var plan = Plan(single.Graph, onlyConvolution: conv);
             var others = convolutions.Where(c => c != conv).ToHashSet(StringComparer.Ordinal);
-            InsertQdq(single.Graph, plan, ranges, others);
+            InsertQdq(single.Graph, plan, ranges, others, weightLevels);
             var outputs = Outputs(single, images, imageSize, batchSize);
             sensitivity[conv] = reference.Zip(outputs, (a, b) => 1 - TensorPrimitives.CosineSimilarity(a, b)).Average();
         }
@@ -609,7 +611,7 @@ public static class QdqQuantizer
 
     // Step 4: QuantizeLinear → DequantizeLinear on the planned tensors, int8 weights and int32 biases on the convolutions.
     internal static int InsertQdq(GraphProto graph, QuantizationPlan plan, IReadOnlyDictionary<string, (float Min, float Max)> ranges,
-        IReadOnlySet<string>? floatConvolutions = null)
+        IReadOnlySet<string>? floatConvolutions = null, int weightLevels = QuantizationOptions.PortableWeightLevels)
     {
         var parameters = new Dictionary<string, (string Scale, string ZeroPoint, float ScaleValue)>(StringComparer.Ordinal);
         var index = 0;
@@ -656,7 +658,7 @@ public static class QdqQuantizer
             if (IsQuantizableConv(graph, node) && node.Input[0] is var x && dequantized.ContainsValue(x))
             {
                 var source = dequantized.First(p => p.Value == x).Key;
-                QuantizeConvolution(graph, node, ParametersOf(source).ScaleValue, $"{Prefix}c{convolutions++}_", rebuilt);
+                QuantizeConvolution(graph, node, ParametersOf(source).ScaleValue, $"{Prefix}c{convolutions++}_", rebuilt, weightLevels);
             }
             rebuilt.Add(node);
             foreach (var output in node.Output.Where(dequantized.ContainsKey))
@@ -680,7 +682,7 @@ public static class QdqQuantizer
         return ((float)scale, (byte)Math.Clamp(Math.Round(-low / scale, MidpointRounding.ToEven), 0, 255));
     }
 
-    private static void QuantizeConvolution(GraphProto graph, NodeProto conv, float inputScale, string name, List<NodeProto> nodes)
+    private static void QuantizeConvolution(GraphProto graph, NodeProto conv, float inputScale, string name, List<NodeProto> nodes, int weightLevels)
     {
         var weightTensor = Initializer(graph, conv.Input[1])!;
         var outputs = (int)weightTensor.Dims[0];
@@ -694,10 +696,10 @@ public static class QdqQuantizer
             var largest = 0f;
             foreach (var w in span)
                 largest = Math.Max(largest, Math.Abs(w));
-            var scale = largest > 0 ? largest / 127f : 1f;
+            var scale = largest > 0 ? largest / weightLevels : 1f;
             scales[o] = scale;
             for (var k = 0; k < perChannel; k++)
-                quantized[o * perChannel + k] = (sbyte)Math.Clamp(Math.Round(span[k] / scale, MidpointRounding.ToEven), -127, 127);
+                quantized[o * perChannel + k] = (sbyte)Math.Clamp(Math.Round(span[k] / scale, MidpointRounding.ToEven), -weightLevels, weightLevels);
         }
         graph.Initializer.Add(Int8Tensor(name + "w", weightTensor.Dims.ToArray(), quantized));
         graph.Initializer.Add(FeaturizerGraph.Tensor(name + "w_scale", [outputs], scales));

@@ -55,9 +55,13 @@ public class ModelQuantizerTests
             using var json = JsonDocument.Parse(lines[i]);
             var score = json.RootElement.GetProperty("score").EnumerateArray().Select(e => e.GetSingle()).ToArray();
             Assert.That(score, Is.EqualTo(int8Scores[i]).Within(1e-5f), "the consumer runs the same int8 graph");
-            Assert.That(json.RootElement.GetProperty("label").GetString(), Is.EqualTo(classes[Array.IndexOf(floatScores[i], floatScores[i].Max())]),
-                "same class as the float model");
+            Assert.That(json.RootElement.GetProperty("label").GetString(), Is.EqualTo(classes[Array.IndexOf(score, score.Max())]), "the label of the highest score");
             Assert.That(score.Zip(floatScores[i], (a, b) => Math.Abs(a - b)).Max(), Is.LessThan(0.1), "probabilities close to the float model's");
+            // Scores within 0.1 of the float model's cannot reorder two classes more than 0.2 apart; probes on which this tiny
+            // model hesitates between two classes may go either way.
+            var ranked = floatScores[i].OrderDescending().ToArray();
+            if (ranked[0] - ranked[1] > 0.2f)
+                Assert.That(json.RootElement.GetProperty("label").GetString(), Is.EqualTo(classes[Array.IndexOf(floatScores[i], ranked[0])]), "same class as the float model");
         }
         Assert.That(int8Scores.SelectMany(s => s), Is.Not.EqualTo(floatScores.SelectMany(s => s)), "the backbone really was replaced");
     }

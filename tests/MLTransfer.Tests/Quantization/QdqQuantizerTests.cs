@@ -50,8 +50,8 @@ public class QdqQuantizerTests
             Assert.That(weights.DataType, Is.EqualTo((int)TensorProto.Types.DataType.Int8));
             Assert.That(scales.Dims, Is.EqualTo(new[] { weights.Dims[0] }), "one scale per output channel");
             var bytes = weights.RawData.ToByteArray().Select(b => (sbyte)b).ToArray();
-            Assert.That(bytes.Min(), Is.GreaterThanOrEqualTo(-127), "symmetric range");
-            Assert.That(bytes.Select(b => Math.Abs((int)b)).Max(), Is.EqualTo(127), "the largest weight of some channel maps to ±127");
+            Assert.That(bytes.Min(), Is.GreaterThanOrEqualTo(-QuantizationOptions.PortableWeightLevels), "symmetric 7-bit range");
+            Assert.That(bytes.Select(b => Math.Abs((int)b)).Max(), Is.EqualTo(QuantizationOptions.PortableWeightLevels), "the largest weight of some channel maps to ±63");
             Assert.That(graph.Node.Single(n => n.Output[0] == conv.Input[0]).OpType, Is.EqualTo("DequantizeLinear"), "activations enter through DQ");
             var bias = graph.Node.Single(n => n.Output[0] == conv.Input[2]);
             Assert.That(graph.Initializer.Single(t => t.Name == bias.Input[0]).DataType, Is.EqualTo((int)TensorProto.Types.DataType.Int32));
@@ -91,6 +91,38 @@ public class QdqQuantizerTests
             Assert.That(cosine, Is.GreaterThan(0.98), $"{Probes[i]}: cosine {cosine}");
             Assert.That(reference[i], Is.Not.EqualTo(int8[i]), "the int8 graph really computes something else");
         }
+    }
+
+    [Test]
+    public void Should_compute_on_this_cpus_int8_kernels_what_the_quantised_graph_means()
+    {
+        // Without graph optimisation ONNX Runtime runs QuantizeLinear, DequantizeLinear and Conv one by one in float: the
+        // arithmetic the QDQ graph describes, on any CPU. Optimised, it runs QLinearConv on this CPU's int8 kernels, which on
+        // x86 without VNNI add pairs of uint8 × int8 products in saturating 16 bits: 7-bit weights must keep every pair in range.
+        var pixels = Pixels(Probes);
+
+        var kernels = Run(Quantized.Value.Graph, pixels, Probes.Length);
+        var meaning = Run(Quantized.Value.Graph, pixels, Probes.Length, optimize: false);
+
+        for (var i = 0; i < Probes.Length; i++)
+        {
+            var cosine = Cosine(meaning[i], kernels[i]);
+            Assert.That(cosine, Is.GreaterThan(0.999), $"{Probes[i]}: cosine {cosine}");
+        }
+    }
+
+    [Test]
+    public void Should_use_all_eight_bits_of_the_weights_only_when_asked()
+    {
+        var full = QdqQuantizer.Quantize(Fused.Value, Calibration, new QuantizationOptions { WeightLevels = 127, BiasCorrection = false }, out _);
+
+        var largest = full.Graph.Node.Where(n => n.OpType == "DequantizeLinear" && n.Name.EndsWith("w_dq", StringComparison.Ordinal))
+            .Select(n => full.Graph.Initializer.Single(t => t.Name == n.Input[0]).RawData.ToByteArray().Max(b => Math.Abs((int)(sbyte)b)))
+            .ToList();
+        Assert.That(largest, Has.Count.EqualTo(ResNet18Convolutions));
+        Assert.That(largest, Is.All.EqualTo(127), "each convolution's largest weight maps to ±127");
+        Assert.That(new QuantizationOptions { WeightLevels = 127 }.Key, Is.Not.EqualTo(new QuantizationOptions().Key), "a stored graph is not reused across weight ranges");
+        Assert.That(() => QdqQuantizer.Quantize(Fused.Value, Calibration, new QuantizationOptions { WeightLevels = 128 }, out _), Throws.InstanceOf<ArgumentOutOfRangeException>());
     }
 
     [Test]
@@ -229,9 +261,11 @@ public class QdqQuantizerTests
         return pixels;
     }
 
-    internal static float[][] Run(ModelProto model, float[] pixels, int count)
+    internal static float[][] Run(ModelProto model, float[] pixels, int count, bool optimize = true)
     {
         using var options = OnnxImageFeaturizer.CreateSessionOptions(1);
+        if (!optimize)
+            options.GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL;
         using var session = new InferenceSession(model.ToByteArray(), options);
         var input = new DenseTensor<float>(pixels, [count, 3, Size, Size]);
         using var results = session.Run([NamedOnnxValue.CreateFromTensor(FeaturizerGraph.InputName, input)]);
