@@ -37,7 +37,7 @@ public abstract class CalibrationSettings : CommonSettings
     public QuantizationOptions ToQuantizationOptions() => new()
     {
         Method = CalibrationMethod, Percentile = Percentile, FloatConvolutions = FloatConvolutions, BiasCorrection = !NoBiasCorrection,
-        WeightLevels = FullRangeWeights ? 127 : QuantizationOptions.PortableWeightLevels,
+        WeightLevels = FullRangeWeights ? QuantizationOptions.FullRangeWeightLevels : QuantizationOptions.PortableWeightLevels,
     };
 
     /// <inheritdoc />

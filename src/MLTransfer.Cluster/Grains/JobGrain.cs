@@ -113,38 +113,42 @@ internal sealed class JobGrain(
 
     public async Task Release(int shard, int attempt)
     {
-        if (!TryGetShard(shard, out var entry) || entry.Phase != ShardPhase.Running || entry.Attempt != attempt)
-            return;
-        entry.Phase = ShardPhase.Pending;
-        entry.Silo = entry.Worker = null;
-        await state.WriteStateAsync();
+        if (TakeBack(shard, attempt) is not null)
+            await state.WriteStateAsync();
     }
 
     public async Task Fail(int shard, int attempt, string error)
     {
-        if (!TryGetShard(shard, out var entry) || entry.Phase != ShardPhase.Running || entry.Attempt != attempt)
+        if (TakeBack(shard, attempt) is not { } entry)
             return;
-        entry.Failures++;
-        entry.LastError = error;
-        entry.Phase = ShardPhase.Pending;
-        entry.Silo = entry.Worker = null;
         logger.LogWarning("Job {Job} shard {Shard} attempt {Attempt} failed: {Error}", this.GetPrimaryKeyString(), shard, attempt, error);
-        if (entry.Failures >= _options.MaxShardFailures && Job.Phase == JobPhase.Running)
-            await Finish(JobPhase.Failed, $"shard {shard} failed {entry.Failures} times: {error}");
-        else
-            await state.WriteStateAsync();
+        await CountAgainstLimit(entry, error, ++entry.Failures, _options.MaxShardFailures, $"shard {shard} failed {entry.Failures} times: {error}");
     }
 
     public async Task ReleaseAfterClusterFault(int shard, int attempt, string error)
     {
-        if (!TryGetShard(shard, out var entry) || entry.Phase != ShardPhase.Running || entry.Attempt != attempt)
+        if (TakeBack(shard, attempt) is not { } entry)
             return;
-        entry.ClusterFaults++;
-        entry.LastError = error;
+        await CountAgainstLimit(entry, error, ++entry.ClusterFaults, _options.MaxClusterFaults,
+            $"shard {shard} could not run {entry.ClusterFaults} times, the cluster did not answer: {error}");
+    }
+
+    // The running attempt `attempt` of `shard` gives its shard back (pending, no silo); null when that lease is not current.
+    private ShardEntry? TakeBack(int shard, int attempt)
+    {
+        if (!TryGetShard(shard, out var entry) || entry.Phase != ShardPhase.Running || entry.Attempt != attempt)
+            return null;
         entry.Phase = ShardPhase.Pending;
         entry.Silo = entry.Worker = null;
-        if (entry.ClusterFaults >= _options.MaxClusterFaults && Job.Phase == JobPhase.Running)
-            await Finish(JobPhase.Failed, $"shard {shard} could not run {entry.ClusterFaults} times, the cluster did not answer: {error}");
+        return entry;
+    }
+
+    // Records a given-back shard's error; the job fails once `count` reaches `limit`, otherwise the state is saved.
+    private async Task CountAgainstLimit(ShardEntry entry, string error, int count, int limit, string failure)
+    {
+        entry.LastError = error;
+        if (count >= limit && Job.Phase == JobPhase.Running)
+            await Finish(JobPhase.Failed, failure);
         else
             await state.WriteStateAsync();
     }

@@ -137,8 +137,8 @@ internal sealed class SiloWorker(
             // A grain the shard needs (its stored input, typically) lived on a silo that just died and membership has
             // not declared it dead yet. That is not the shard's fault: give it back without counting a failure, and
             // wait a little so the grain can come back on a live silo before anyone leases the shard again.
-            logger.LogWarning("Job {Job} shard {Shard} released on {Silo}, the cluster did not answer: {Error}", lease.JobId, lease.Shard, silo.Name, OneLine(e));
             var message = OneLine(e);
+            logger.LogWarning("Job {Job} shard {Shard} released on {Silo}, the cluster did not answer: {Error}", lease.JobId, lease.Shard, silo.Name, message);
             await Retry(() => job.ReleaseAfterClusterFault(lease.Shard, lease.Attempt, message));
             await Task.Delay(_options.IdlePoll, CancellationToken.None);
         }

@@ -85,7 +85,7 @@ public static class QdqQuantizer
         ArgumentNullException.ThrowIfNull(calibrationImages);
         options ??= new QuantizationOptions();
         ArgumentOutOfRangeException.ThrowIfNegative(options.FloatConvolutions, nameof(options));
-        if (options.WeightLevels is < 1 or > 127)
+        if (options.WeightLevels is < 1 or > QuantizationOptions.FullRangeWeightLevels)
             throw new ArgumentOutOfRangeException(nameof(options), options.WeightLevels, "WeightLevels must be in [1, 127].");
         var imageSize = ImageSize(graph);
         var sourceOpset = DefaultOpset(graph);
@@ -611,7 +611,7 @@ public static class QdqQuantizer
 
     // Step 4: QuantizeLinear → DequantizeLinear on the planned tensors, int8 weights and int32 biases on the convolutions.
     internal static int InsertQdq(GraphProto graph, QuantizationPlan plan, IReadOnlyDictionary<string, (float Min, float Max)> ranges,
-        IReadOnlySet<string>? floatConvolutions = null, int weightLevels = QuantizationOptions.PortableWeightLevels)
+        IReadOnlySet<string>? floatConvolutions, int weightLevels)
     {
         var parameters = new Dictionary<string, (string Scale, string ZeroPoint, float ScaleValue)>(StringComparer.Ordinal);
         var index = 0;

@@ -65,6 +65,9 @@ public sealed class QuantizationOptions
     /// <summary><see cref="WeightLevels"/> of a portable graph: 63 (7-bit weights).</summary>
     public const int PortableWeightLevels = 63;
 
+    /// <summary><see cref="WeightLevels"/> using all 8 bits: 127 (for graphs that run only on CPUs with VNNI, or on ARM).</summary>
+    public const int FullRangeWeightLevels = 127;
+
     /// <summary>
     /// Largest magnitude of a quantised weight: weights are <c>round(w / scale)</c> in [−L, L] with one scale per output
     /// channel. At 63 (7 bits, ONNX Runtime's <c>reduce_range</c>) a pair of uint8 × int8 products always fits in 16 bits,
