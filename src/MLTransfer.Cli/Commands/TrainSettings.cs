@@ -172,6 +172,16 @@ public sealed class TrainSettings : CommonSettings
     [Description("Fine-tuning: weight decay (decoupled, AdamW). Default 0.0001.")]
     public double? WeightDecay { get; set; }
 
+    /// <summary>Fine-tuning: the decay of the weights' moving average.</summary>
+    [CommandOption("--ema-decay")]
+    [Description("Fine-tuning: keep an exponential moving average of the weights with this per-step decay (e.g. 0.998) and validate and export the average. 0 (default): off.")]
+    public double? EmaDecay { get; set; }
+
+    /// <summary>Fine-tuning: horizontal-flip test-time augmentation in the exported model.</summary>
+    [CommandOption("--test-time-flip")]
+    [Description("Fine-tuning: the exported model averages the features of each image and of its mirror image (usually a little more accurate, twice the prediction cost).")]
+    public bool TestTimeFlip { get; set; }
+
     /// <summary>Domain adaptation: unlabelled target folder.</summary>
     [CommandOption("--target")]
     [Description("Domain adaptation: folder of unlabelled target-domain images (sub-folders allowed, labels ignored).")]
@@ -264,7 +274,8 @@ public sealed class TrainSettings : CommonSettings
             Check.AtLeast("--float-convs", FloatConvolutions, 0),
             WholeNetwork && TopBlocksOnly ? "--whole-network and --top-blocks-only exclude each other." : null,
             WholeNetwork && TopBlockViews is not null ? "--top-block-views needs top-blocks mode; drop --whole-network." : null,
-            (Mixup ?? CutMix ?? WeightDecay) is not null && technique != "fine-tuning" ? $"--mixup, --cutmix and --weight-decay are options of --technique fine-tuning, not {Technique}." : null,
+            ((Mixup ?? CutMix ?? WeightDecay ?? EmaDecay) is not null || TestTimeFlip) && technique != "fine-tuning" ? $"--mixup, --cutmix, --weight-decay, --ema-decay and --test-time-flip are options of --technique fine-tuning, not {Technique}." : null,
+            EmaDecay is { } ema ? Check.Fraction("--ema-decay", ema) : null,
             HeadL2.Equals("auto", StringComparison.OrdinalIgnoreCase)
                 || float.TryParse(HeadL2, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var l2) && float.IsFinite(l2) && l2 >= 0
                 ? null : $"--head-l2 must be auto or a number of at least 0 (got {HeadL2}).",

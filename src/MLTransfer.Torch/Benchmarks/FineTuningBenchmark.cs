@@ -53,7 +53,9 @@ public static class FineTuningBenchmark
         var regularisation = string.Concat(
             options.MixupAlpha > 0 ? FormattableString.Invariant($", mixup {options.MixupAlpha}") : "",
             options.CutMixAlpha > 0 ? FormattableString.Invariant($", cutmix {options.CutMixAlpha}") : "",
-            options.WeightDecay != new FineTuningOptions().WeightDecay ? FormattableString.Invariant($", weight decay {options.WeightDecay}") : "");
+            options.WeightDecay != new FineTuningOptions().WeightDecay ? FormattableString.Invariant($", weight decay {options.WeightDecay}") : "",
+            options.WeightAverageDecay > 0 ? FormattableString.Invariant($", EMA {options.WeightAverageDecay}") : "",
+            options.TestTimeFlip ? ", test-time flip" : "");
         var name = $"fine-tuning: {mode}, {options.ImageSize} px, {options.Epochs} epochs{regularisation}";
         log?.Invoke($"{name}: fitting on {train.Count} images");
         var history = new List<TrainingEpochMetrics>();

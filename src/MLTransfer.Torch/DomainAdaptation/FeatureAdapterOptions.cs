@@ -27,6 +27,14 @@ public abstract class FeatureAdapterOptions : DomainAdaptationOptions
     /// </summary>
     public int EarlyStoppingPatience { get; set; }
 
+    /// <summary>
+    /// Keep an exponential moving average of the weights, updated after every optimiser step with this per-step decay
+    /// (Polyak averaging as in timm's model EMA; the first steps use min(decay, (1 + n)/(10 + n))). The average, not the
+    /// last step's weights, is validated, kept as the best epoch and exported; it smooths the noise of the last steps.
+    /// 0 keeps none; 0.99–0.9999 is usual (about 1/(1 − decay) steps are averaged). The default value is 0.
+    /// </summary>
+    public double WeightAverageDecay { get; set; }
+
     /// <summary>A folder where a checkpoint is written (atomically) after every epoch; null writes none. The default value is null.</summary>
     public string? CheckpointDirectory { get; set; }
 

@@ -110,6 +110,7 @@ internal static class FeatureAdapterTrainer
                 Schedule = trunk.Parameters.Count > 0 ? LearningRateSchedule.InverseDecay : LearningRateSchedule.Constant,
                 WarmupEpochs = 0,
                 EarlyStoppingPatience = options.EarlyStoppingPatience,
+                WeightAverageDecay = options.WeightAverageDecay,
                 RestoreBest = options.EarlyStoppingPatience > 0,
                 CheckpointDirectory = options.CheckpointDirectory,
                 Resume = options.Resume,

@@ -27,8 +27,9 @@ public sealed class FineTunedModel : IDisposable
 
     private readonly FineTuningNetwork _network;
 
-    internal FineTunedModel(FineTuningNetwork network, IReadOnlyList<string> classNames, int imageSize, IReadOnlyList<TrainingEpochMetrics> history)
+    internal FineTunedModel(FineTuningNetwork network, IReadOnlyList<string> classNames, int imageSize, IReadOnlyList<TrainingEpochMetrics> history, bool testTimeFlip = false)
     {
+        TestTimeFlip = testTimeFlip;
         _network = network;
         _network.InputValue = network.Backbone.InputName;
         _network.BackboneWithoutGradients = false;
@@ -43,6 +44,12 @@ public sealed class FineTunedModel : IDisposable
 
     /// <summary>The side of the square images the model takes.</summary>
     public int ImageSize { get; }
+
+    /// <summary>
+    /// Whether every prediction averages the backbone features of the image and of its mirror image (in TorchSharp and in
+    /// every export; see <see cref="MirrorAveraging"/>).
+    /// </summary>
+    public bool TestTimeFlip { get; }
 
     /// <summary>The metrics of every epoch run, in order (including epochs restored from a checkpoint).</summary>
     public IReadOnlyList<TrainingEpochMetrics> History { get; }
@@ -70,7 +77,7 @@ public sealed class FineTunedModel : IDisposable
             using var scope = NewDisposeScope();
             int count = Math.Min(batchSize, pixels.Count - start);
             float[] batch = pixels.Skip(start).Take(count).SelectMany(p => p).ToArray();
-            var probabilities = F.softmax(_network.forward(tensor(batch, [count, 3, ImageSize, ImageSize])), 1);
+            var probabilities = F.softmax(Logits(tensor(batch, [count, 3, ImageSize, ImageSize])), 1);
             float[] flat = probabilities.data<float>().ToArray();
             int classes = ClassNames.Count;
             for (int i = 0; i < count; i++)
@@ -99,7 +106,7 @@ public sealed class FineTunedModel : IDisposable
             using (batch)
             using (NewDisposeScope())
             {
-                var flat = F.softmax(_network.forward(batch.Input), 1).data<float>().ToArray();
+                var flat = F.softmax(Logits(batch.Input), 1).data<float>().ToArray();
                 var classes = ClassNames.Count;
                 for (var k = 0; k < batch.Count; k++)
                     result[batch.Items[k]] = flat.AsSpan(k * classes, classes).ToArray();
@@ -107,6 +114,10 @@ public sealed class FineTunedModel : IDisposable
         }
         return result;
     }
+
+    // The head is linear, so the mean of the two images' logits is the head applied to the mean of their features.
+    private Tensor Logits(Tensor pixels) =>
+        TestTimeFlip ? _network.forward(pixels).Plus(_network.forward(pixels.flip(3))).Times(0.5) : _network.forward(pixels);
 
     /// <summary>The head's weights, [classes × features] row-major, and biases, [classes].</summary>
     public (float[] Weights, float[] Biases) HeadParameters()
@@ -120,11 +131,14 @@ public sealed class FineTunedModel : IDisposable
     /// The fine-tuned network as ONNX: the original backbone graph with its initializers (weights and BatchNorm running
     /// statistics) replaced by the trained values under the same names, plus, with <paramref name="includeHead"/>,
     /// the head as Gemm → Softmax with output <see cref="ProbabilitiesName"/> [N, classes] (the features stay an output).
+    /// With <see cref="TestTimeFlip"/> the features are those of the image and its mirror image, averaged.
     /// </summary>
     /// <param name="includeHead">Whether to append the classification head.</param>
     public ModelProto ToOnnx(bool includeHead = true)
     {
         var model = _network.Backbone.ExportModel();
+        if (TestTimeFlip)
+            model = MirrorAveraging.Apply(model, InputName, FeaturesName, ImageSize);
         if (!includeHead)
         {
             return model;

@@ -95,7 +95,7 @@ public sealed class FineTuningTrainer
             var objective = new FineTuningObjective(network, trainRows, train.Select(e => index[e.Label]).ToArray(), validationRows,
                 validation.Select(e => index[e.Label]).ToArray(), o, firstTrainedBlock, runKey);
             var history = TrainingLoop.Run(objective, TrainingPlan.From(o, o.Optimizer, o.Schedule, o.WarmupEpochs), cancellationToken);
-            return new FineTunedModel(network, classNames, o.ImageSize, history);
+            return new FineTunedModel(network, classNames, o.ImageSize, history, o.TestTimeFlip);
         }
         catch
         {

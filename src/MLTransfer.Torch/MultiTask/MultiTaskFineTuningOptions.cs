@@ -112,6 +112,14 @@ public sealed class MultiTaskFineTuningOptions : Training.ILoopSettings
     /// </summary>
     public int EarlyStoppingPatience { get; set; } = 2;
 
+    /// <summary>
+    /// Keep an exponential moving average of the weights, updated after every optimiser step with this per-step decay
+    /// (Polyak averaging as in timm's model EMA; the first steps use min(decay, (1 + n)/(10 + n))). The average, not the
+    /// last step's weights, is validated, kept as the best epoch and exported; it smooths the noise of the last steps.
+    /// 0 keeps none; 0.99–0.9999 is usual (about 1/(1 − decay) steps are averaged). The default value is 0.
+    /// </summary>
+    public double WeightAverageDecay { get; set; }
+
     /// <summary>Seed of the split, shuffles, augmentation and initialisation. The default value is 0.</summary>
     public int Seed { get; set; }
 

@@ -16,6 +16,8 @@ internal interface ILoopSettings
 
     int EarlyStoppingPatience { get; }
 
+    double WeightAverageDecay { get; }
+
     string? CheckpointDirectory { get; }
 
     bool Resume { get; }

@@ -23,6 +23,9 @@ internal sealed class CheckpointState
 
     /// <summary>The optimiser's step count per parameter.</summary>
     public Dictionary<string, long> OptimizerSteps { get; set; } = [];
+
+    /// <summary>Updates of the weight average (0 when the run keeps none).</summary>
+    public long WeightAverageUpdates { get; set; }
 }
 
 /// <summary>What an existing checkpoint says, for a caller deciding how to resume (e.g. the CLI's message).</summary>
@@ -34,7 +37,7 @@ public sealed record CheckpointInfo(string Path, int CompletedEpochs, bool Stopp
 /// <summary>
 /// The single checkpoint file of a training run, one format for every TorchSharp technique: the state (run key, epochs
 /// done, best score, early-stopping count, history, optimiser step counts) as JSON first, then the network's tensors, the
-/// best epoch's tensors and the optimiser's moment buffers. It is written atomically (<see cref="AtomicFile"/>), so a
+/// best epoch's tensors, the optimiser's moment buffers and the weight average's tensors (none without one). It is written atomically (<see cref="AtomicFile"/>), so a
 /// run killed while saving leaves the previous complete checkpoint, and its run key is checked before any tensor is read,
 /// so another run's checkpoint is refused with a clear message whatever its shapes.
 /// </summary>
@@ -43,7 +46,7 @@ public static class TrainingCheckpoint
     /// <summary>The checkpoint's file name inside its folder.</summary>
     public const string FileName = "training.checkpoint";
 
-    private const string Magic = "MLTransfer.Training.Checkpoint/1";
+    private const string Magic = "MLTransfer.Training.Checkpoint/2";
 
     private static readonly JsonSerializerOptions Json = new() { NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
@@ -73,7 +76,7 @@ public static class TrainingCheckpoint
     }
 
     internal static void Save(string directory, CheckpointState state, IEnumerable<(string Name, Tensor Tensor)> network,
-        IReadOnlyDictionary<string, Tensor>? best, IEnumerable<(string Name, Tensor Tensor)> optimizer)
+        IReadOnlyDictionary<string, Tensor>? best, IEnumerable<(string Name, Tensor Tensor)> optimizer, IEnumerable<(string Name, Tensor Tensor)> average)
     {
         AtomicFile.Write(PathIn(directory), stream =>
         {
@@ -83,6 +86,7 @@ public static class TrainingCheckpoint
             WriteTensors(writer, network.ToList());
             WriteTensors(writer, best?.Select(kv => (kv.Key, kv.Value)).ToList() ?? []);
             WriteTensors(writer, optimizer.ToList());
+            WriteTensors(writer, average.ToList());
         });
     }
 
@@ -90,7 +94,7 @@ public static class TrainingCheckpoint
     /// Loads the checkpoint of the run <paramref name="runKey"/>; throws before reading any tensor when it belongs to another
     /// run. The caller disposes the returned tensors.
     /// </summary>
-    internal static (CheckpointState State, Dictionary<string, Tensor> Network, Dictionary<string, Tensor> Best, Dictionary<string, Tensor> Optimizer) Load(string directory, string runKey)
+    internal static (CheckpointState State, Dictionary<string, Tensor> Network, Dictionary<string, Tensor> Best, Dictionary<string, Tensor> Optimizer, Dictionary<string, Tensor> Average) Load(string directory, string runKey)
     {
         var path = PathIn(directory);
         using var stream = File.OpenRead(path);
@@ -101,7 +105,7 @@ public static class TrainingCheckpoint
                 $"The checkpoint in {directory} belongs to another run ({state.RunKey}), not to this one ({runKey}); delete it or train without resuming.");
         try
         {
-            return (state, ReadTensors(reader), ReadTensors(reader), ReadTensors(reader));
+            return (state, ReadTensors(reader), ReadTensors(reader), ReadTensors(reader), ReadTensors(reader));
         }
         catch (EndOfStreamException e)
         {

@@ -32,28 +32,34 @@ internal static class TrainingLoop
         plan.Validate();
         torch.set_num_threads(plan.Threads ?? Environment.ProcessorCount);
         using var optimizer = new TrainingOptimizer(plan.Optimizer, objective.ParameterGroups);
-        var state = new CheckpointState { RunKey = objective.RunKey };
+        // The weight average is part of the run: a checkpoint written with another decay (or none) is refused.
+        var runKey = plan.WeightAverageDecay > 0 ? FormattableString.Invariant($"{objective.RunKey};ema{plan.WeightAverageDecay}") : objective.RunKey;
+        var state = new CheckpointState { RunKey = runKey };
         Dictionary<string, Tensor>? best = null;
+        using var average = plan.WeightAverageDecay > 0 ? new WeightAverage(plan.WeightAverageDecay, objective.StateTensors().ToList()) : null;
         try
         {
             if (plan.Resume && File.Exists(TrainingCheckpoint.PathIn(plan.CheckpointDirectory!)))
-                (state, best) = Restore(objective, plan, optimizer);
+                (state, best) = Restore(objective, runKey, plan, optimizer, average);
             var clock = Stopwatch.StartNew();
             for (var epoch = state.CompletedEpochs; epoch < plan.Epochs && !state.Stopped; epoch++)
             {
-                var metrics = RunEpoch(objective, plan, optimizer, state, epoch, clock, ref best, cancellationToken);
+                var metrics = RunEpoch(objective, plan, optimizer, average, state, epoch, clock, ref best, cancellationToken);
                 state.History.Add(metrics);
                 state.CompletedEpochs = epoch + 1;
                 if (plan.CheckpointDirectory is { } directory)
                 {
                     var (tensors, steps) = optimizer.SaveState();
                     state.OptimizerSteps = steps;
-                    TrainingCheckpoint.Save(directory, state, objective.StateTensors(), best, tensors);
+                    state.WeightAverageUpdates = average?.Updates ?? 0;
+                    TrainingCheckpoint.Save(directory, state, objective.StateTensors(), best, tensors, average?.Averages ?? []);
                 }
                 plan.MetricsCallback?.Invoke(metrics);
             }
             if (best is not null)
                 Copy(best, objective.StateTensors());
+            else
+                average?.CopyIntoNetwork();
             return state.History;
         }
         finally
@@ -66,7 +72,7 @@ internal static class TrainingLoop
     public static TrainingPhase PhaseOf(int epoch, TrainingPlan plan, TrainingPhase body) =>
         epoch < plan.UnfreezeAfterEpochs ? TrainingPhase.HeadOnly : body;
 
-    private static TrainingEpochMetrics RunEpoch(ITrainingObjective objective, TrainingPlan plan, TrainingOptimizer optimizer, CheckpointState state,
+    private static TrainingEpochMetrics RunEpoch(ITrainingObjective objective, TrainingPlan plan, TrainingOptimizer optimizer, WeightAverage? average, CheckpointState state,
         int epoch, Stopwatch clock, ref Dictionary<string, Tensor>? best, CancellationToken cancellationToken)
     {
         var epochClock = Stopwatch.StartNew();
@@ -115,6 +121,7 @@ internal static class TrainingLoop
                     optimizer.LearningRate = rate;
                     optimizer.Step();
                     objective.AfterStep(context);
+                    average?.Update();
                     lossSum += loss * batch.Count;
                     seen += batch.Count;
                     if (result.Correct >= 0)
@@ -145,6 +152,8 @@ internal static class TrainingLoop
         }
 
         var trainSeconds = epochClock.Elapsed.TotalSeconds;
+        // With a weight average, the average is what is validated, snapshotted as the best epoch and returned.
+        using var averaged = average?.Applied();
         var validation = TorchErrors.Translate($"scoring the validation split after epoch {epoch + 1}", objective.Validate);
         var isBest = validation is null || validation.Score > state.BestScore;
         if (validation is not null)
@@ -186,13 +195,14 @@ internal static class TrainingLoop
         };
     }
 
-    private static (CheckpointState State, Dictionary<string, Tensor>? Best) Restore(ITrainingObjective objective, TrainingPlan plan, TrainingOptimizer optimizer)
+    private static (CheckpointState State, Dictionary<string, Tensor>? Best) Restore(ITrainingObjective objective, string runKey, TrainingPlan plan, TrainingOptimizer optimizer, WeightAverage? average)
     {
-        var (saved, network, best, moments) = TrainingCheckpoint.Load(plan.CheckpointDirectory!, objective.RunKey);
+        var (saved, network, best, moments, averages) = TrainingCheckpoint.Load(plan.CheckpointDirectory!, runKey);
         try
         {
             Copy(network, objective.StateTensors());
             optimizer.LoadState(moments, saved.OptimizerSteps);
+            average?.Load(averages, saved.WeightAverageUpdates);
         }
         catch
         {
@@ -203,6 +213,7 @@ internal static class TrainingLoop
         {
             DisposeAll(network);
             DisposeAll(moments);
+            DisposeAll(averages);
         }
         return (saved, best.Count > 0 ? best : null);
     }

@@ -26,6 +26,9 @@ internal sealed record TrainingPlan
     /// <summary>Whether the network ends with the best validation epoch's weights (rather than the last epoch's).</summary>
     public bool RestoreBest { get; init; } = true;
 
+    /// <summary>The per-step decay of the weight average (<see cref="WeightAverage"/>); 0 keeps none.</summary>
+    public double WeightAverageDecay { get; init; }
+
     public string? CheckpointDirectory { get; init; }
 
     public bool Resume { get; init; }
@@ -56,6 +59,7 @@ internal sealed record TrainingPlan
         WarmupEpochs = warmupEpochs,
         UnfreezeAfterEpochs = settings.UnfreezeAfterEpochs,
         EarlyStoppingPatience = settings.EarlyStoppingPatience,
+        WeightAverageDecay = settings.WeightAverageDecay,
         CheckpointDirectory = settings.CheckpointDirectory,
         Resume = settings.Resume,
         Seed = settings.Seed,
@@ -75,6 +79,8 @@ internal sealed record TrainingPlan
         ArgumentOutOfRangeException.ThrowIfNegative(WarmupEpochs, nameof(WarmupEpochs));
         ArgumentOutOfRangeException.ThrowIfNegative(UnfreezeAfterEpochs, nameof(UnfreezeAfterEpochs));
         ArgumentOutOfRangeException.ThrowIfNegative(EarlyStoppingPatience, nameof(EarlyStoppingPatience));
+        if (!(WeightAverageDecay is >= 0 and < 1))
+            throw new ArgumentOutOfRangeException(nameof(WeightAverageDecay), WeightAverageDecay, "must be 0 (none) or in (0, 1).");
         if (Resume && CheckpointDirectory is null)
             throw new ArgumentException("Resume needs a CheckpointDirectory.", nameof(Resume));
     }

@@ -28,13 +28,13 @@ public class TorchTrainingCliTests
     }
 
     [Test]
-    public void Should_fine_tune_with_mixup_and_cutmix_of_the_cached_feature_maps_and_refuse_them_elsewhere()
+    public void Should_fine_tune_with_mixup_cutmix_and_a_weight_average_and_refuse_them_elsewhere()
     {
         var folder = TestData.CopySample(4, "0", "1");
         var model = Path.Combine(TestData.TempFolder(), "mixed.zip");
         var (code, output, error) = CliTests.Run("train", folder, "--technique", "fine-tuning", "--output", model, "--image-size", "32", "--epochs", "2",
             "--batch-size", "4", "--validation-fraction", "0.25", "--no-plots", "--no-report", "--mixup", "0.4", "--cutmix", "1", "--weight-decay", "0.05",
-            "--cache-dir", Path.Combine(TestData.TempFolder(), "cache"));
+            "--ema-decay", "0.9", "--cache-dir", Path.Combine(TestData.TempFolder(), "cache"));
         Assert.That(code, Is.Zero, error + output);
         Assert.That(output, Does.Contain("epoch 2/2 TopBlocks"));
         Assert.That(File.Exists(model));
@@ -42,9 +42,12 @@ public class TorchTrainingCliTests
         (code, _, error) = CliTests.Run(FineTune(folder, model, "--mixup", "-0.5", "--force"));
         Assert.That(code, Is.EqualTo(2));
         Assert.That(error, Does.Contain("--mixup must be a number of at least 0 (got -0.5)"));
+        (code, _, error) = CliTests.Run(FineTune(folder, model, "--ema-decay", "1", "--force"));
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(error, Does.Contain("--ema-decay must be at least 0 and below 1 (got 1)"));
         (code, _, error) = CliTests.Run("train", folder, "--output", model, "--cutmix", "1", "--force");
         Assert.That(code, Is.EqualTo(2));
-        Assert.That(error, Does.Contain("--mixup, --cutmix and --weight-decay are options of --technique fine-tuning"));
+        Assert.That(error, Does.Contain("--mixup, --cutmix, --weight-decay, --ema-decay and --test-time-flip are options of --technique fine-tuning"));
     }
 
     [Test]

@@ -66,6 +66,42 @@ public class FineTuningTrainerTests
     }
 
     [Test]
+    public void Should_export_and_predict_the_mean_of_each_image_and_its_mirror_image_with_test_time_flip()
+    {
+        var images = Images();
+        using var plain = new FineTuningTrainer(Tiny()).Fit(images);
+        using var flipped = new FineTuningTrainer(Tiny(o => o.TestTimeFlip = true)).Fit(images);
+        Assert.That(flipped.TestTimeFlip && !plain.TestTimeFlip, Is.True);
+
+        float[][] pixels = ImagePixelReader.Read(images.Select(i => i.ImagePath).ToArray(), 64);
+        // The mirror images, made here: every row of every channel reversed.
+        float[][] mirrored = pixels.Select(p =>
+        {
+            var m = new float[p.Length];
+            for (var row = 0; row < p.Length / 64; row++)
+                for (var x = 0; x < 64; x++)
+                    m[(row * 64) + x] = p[(row * 64) + 63 - x];
+            return m;
+        }).ToArray();
+        long[] shape = [pixels.Length, 3, 64, 64];
+        var plainGraph = plain.ToOnnx().ToByteArray();
+        var a = TestData.RunOnnxRuntime(plainGraph, plain.InputName, pixels.SelectMany(p => p).ToArray(), shape, plain.FeaturesName);
+        var b = TestData.RunOnnxRuntime(plainGraph, plain.InputName, mirrored.SelectMany(p => p).ToArray(), shape, plain.FeaturesName);
+        var expected = a.Zip(b, (u, v) => (u + v) / 2).ToArray();
+
+        var flipGraph = flipped.ToOnnx().ToByteArray();
+        var features = TestData.RunOnnxRuntime(flipGraph, flipped.InputName, pixels.SelectMany(p => p).ToArray(), shape, flipped.FeaturesName);
+        Assert.That(TestData.MaxAbsDifference(features, expected), Is.LessThan(1e-3), "the same run trained the same weights; the export averages the two feature vectors");
+        Assert.That(TestData.MaxAbsDifference(a, expected), Is.GreaterThan(1e-3), "mirroring changes the features");
+
+        var ort = TestData.RunOnnxRuntime(flipGraph, flipped.InputName, pixels.SelectMany(p => p).ToArray(), shape, FineTunedModel.ProbabilitiesName);
+        var torchProbabilities = flipped.PredictProbabilities(pixels).SelectMany(p => p).ToArray();
+        Assert.That(TestData.MaxAbsDifference(torchProbabilities, ort), Is.LessThanOrEqualTo(1e-4), "TorchSharp predicts what the export computes");
+        var fromFiles = flipped.PredictProbabilities(images.Select(i => i.ImagePath).ToArray()).SelectMany(p => p).ToArray();
+        Assert.That(TestData.MaxAbsDifference(fromFiles, ort), Is.LessThanOrEqualTo(1e-4));
+    }
+
+    [Test]
     public void Should_repeat_a_run_exactly_given_the_seed()
     {
         var images = Images(classes: 2, perClass: 3);

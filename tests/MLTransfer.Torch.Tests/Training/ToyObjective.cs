@@ -75,6 +75,18 @@ internal sealed class ToyObjective : ITrainingObjective, IDisposable
 
     private int _validations;
 
+    /// <summary>Whether <see cref="StepWeights"/> and <see cref="StepStartWeights"/> are recorded.</summary>
+    public bool RecordSteps { get; init; }
+
+    /// <summary>The weights after every optimiser step (with <see cref="RecordSteps"/>).</summary>
+    public List<float[]> StepWeights { get; } = [];
+
+    /// <summary>The weights before every step (with <see cref="RecordSteps"/>).</summary>
+    public List<float[]> StepStartWeights { get; } = [];
+
+    /// <summary>The weights every validation pass saw.</summary>
+    public List<float[]> ValidatedWeights { get; } = [];
+
     public IEnumerable<(string Name, Tensor Tensor)> StateTensors() =>
         ParameterGroups.SelectMany(g => g.Parameters).Select(p => (p.Name, (Tensor)p.Parameter));
 
@@ -88,6 +100,8 @@ internal sealed class ToyObjective : ITrainingObjective, IDisposable
     public StepResult Step(LoadedBatch batch, StepContext context)
     {
         Batches.Add((context.Epoch, context.Step, batch.Items, batch.PairedItems, batch.Input.data<float>().ToArray()));
+        if (RecordSteps)
+            StepStartWeights.Add(Weights());
         var y = tensor(batch.Items.Select(i => (long)Label(i)).ToArray());
         var logits = _head.forward(F.relu(_body.forward(batch.Input)));
         var loss = F.cross_entropy(logits, y);
@@ -96,10 +110,17 @@ internal sealed class ToyObjective : ITrainingObjective, IDisposable
         return new StepResult(loss, logits.argmax(1).eq(y).sum().item<long>());
     }
 
+    public void AfterStep(StepContext context)
+    {
+        if (RecordSteps)
+            StepWeights.Add(Weights());
+    }
+
     public EpochValidation? Validate()
     {
         if (_validation is null)
             return null;
+        ValidatedWeights.Add(Weights());
         var epoch = _validations++;
         if (ScriptedScores is { } scores)
             return new EpochValidation(scores(epoch), null, new Dictionary<string, TaskReport>());

@@ -49,11 +49,59 @@ public class TrainingLoopTests
     }
 
     [Test]
-    public void Should_resume_a_killed_run_and_end_exactly_like_an_uninterrupted_one()
+    public void Should_validate_and_return_the_moving_average_of_the_weights_while_training_goes_on_from_the_live_ones()
+    {
+        const double decay = 0.8;
+        using var objective = new ToyObjective { RecordSteps = true };
+        var initial = objective.Weights();
+        TrainingLoop.Run(objective, Plan(p => { p.Epochs = 3; p.WeightAverageDecay = decay; p.EarlyStoppingPatience = 0; }));
+
+        // The average, computed here from the live weights after every step: a ← d·a + (1 − d)·w, d = min(decay, (1 + n)/(10 + n)).
+        var average = initial.Select(v => (double)v).ToArray();
+        var expectedAtValidation = new List<double[]>();
+        var stepsPerEpoch = objective.StepWeights.Count / 3;
+        for (var n = 0; n < objective.StepWeights.Count; n++)
+        {
+            var d = Math.Min(decay, (1.0 + n) / (10.0 + n));
+            for (var i = 0; i < average.Length; i++)
+                average[i] = (d * average[i]) + ((1 - d) * objective.StepWeights[n][i]);
+            if ((n + 1) % stepsPerEpoch == 0)
+                expectedAtValidation.Add((double[])average.Clone());
+        }
+        Assert.That(objective.ValidatedWeights, Has.Count.EqualTo(3));
+        for (var e = 0; e < 3; e++)
+            Assert.That(objective.ValidatedWeights[e], Is.EqualTo(expectedAtValidation[e]).Within(1e-5), $"epoch {e + 1} validates the average");
+        Assert.That(objective.ValidatedWeights[2], Is.Not.EqualTo(objective.StepWeights[^1]).Within(1e-3), "the average is not the last step's weights");
+        // Training goes on from the live weights: each epoch's first step starts where the previous epoch's last step left them.
+        Assert.That(objective.StepStartWeights[stepsPerEpoch], Is.EqualTo(objective.StepWeights[stepsPerEpoch - 1]));
+        // The best epoch here is the best-scoring average; with every epoch scored alike the first best stays, so check the
+        // network holds one of the validated averages.
+        Assert.That(objective.ValidatedWeights.Any(w => w.Zip(objective.Weights(), (a, b) => Math.Abs(a - b)).Max() < 1e-5), Is.True);
+    }
+
+    [Test]
+    public void Should_end_with_the_moving_average_when_there_is_no_validation_split()
+    {
+        const double decay = 0.9;
+        using var objective = new ToyObjective(validation: 0) { RecordSteps = true };
+        var average = objective.Weights().Select(v => (double)v).ToArray();
+        TrainingLoop.Run(objective, Plan(p => { p.Epochs = 2; p.WeightAverageDecay = decay; }));
+        for (var n = 0; n < objective.StepWeights.Count; n++)
+        {
+            var d = Math.Min(decay, (1.0 + n) / (10.0 + n));
+            for (var i = 0; i < average.Length; i++)
+                average[i] = (d * average[i]) + ((1 - d) * objective.StepWeights[n][i]);
+        }
+        Assert.That(objective.Weights(), Is.EqualTo(average).Within(1e-5));
+    }
+
+    [TestCase(0.0)]
+    [TestCase(0.9)]
+    public void Should_resume_a_killed_run_and_end_exactly_like_an_uninterrupted_one(double weightAverageDecay)
     {
         var dir = TestData.TempFolder();
         using var uninterrupted = new ToyObjective(rows: new NoisyRows(40), paired: new NoisyRows(13));
-        var plan = Plan(p => { p.Epochs = 3; p.UnfreezeAfterEpochs = 1; });
+        var plan = Plan(p => { p.Epochs = 3; p.UnfreezeAfterEpochs = 1; p.WeightAverageDecay = weightAverageDecay; });
         var full = TrainingLoop.Run(uninterrupted, plan);
 
         using var killed = new ToyObjective(rows: new NoisyRows(40), paired: new NoisyRows(13));
@@ -81,6 +129,10 @@ public class TrainingLoopTests
         using var other = new ToyObjective(runKey: "toy;classes a|b|c", hidden: 6);
         var error = Assert.Throws<InvalidOperationException>(() => TrainingLoop.Run(other, Plan(p => { p.Epochs = 2; p.CheckpointDirectory = dir; p.Resume = true; })));
         Assert.That(error!.Message, Does.Contain("belongs to another run").And.Contain("a|b|c").And.Not.Contain("\n"));
+
+        using var averaged = new ToyObjective(runKey: "toy;classes a|b");
+        var withAverage = Assert.Throws<InvalidOperationException>(() => TrainingLoop.Run(averaged, Plan(p => { p.Epochs = 2; p.CheckpointDirectory = dir; p.Resume = true; p.WeightAverageDecay = 0.99; })));
+        Assert.That(withAverage!.Message, Does.Contain("belongs to another run").And.Contain("ema0.99"), "a checkpoint without a weight average does not resume a run with one");
     }
 
     [Test]
@@ -200,6 +252,7 @@ internal sealed class TrainingPlanBuilder
     public OptimizerKind Optimizer { get; set; } = OptimizerKind.AdamW;
     public int UnfreezeAfterEpochs { get; set; }
     public int EarlyStoppingPatience { get; set; }
+    public double WeightAverageDecay { get; set; }
     public string? CheckpointDirectory { get; set; }
     public bool Resume { get; set; }
     public int? DataThreads { get; set; }
@@ -210,7 +263,7 @@ internal sealed class TrainingPlanBuilder
     public TrainingPlan Build() => new()
     {
         Epochs = Epochs, BatchSize = BatchSize, Optimizer = Optimizer, LearningRate = 0.01, UnfreezeAfterEpochs = UnfreezeAfterEpochs,
-        EarlyStoppingPatience = EarlyStoppingPatience, CheckpointDirectory = CheckpointDirectory, Resume = Resume, Seed = 3, Threads = 1,
+        EarlyStoppingPatience = EarlyStoppingPatience, WeightAverageDecay = WeightAverageDecay, CheckpointDirectory = CheckpointDirectory, Resume = Resume, Seed = 3, Threads = 1,
         DataThreads = DataThreads, MetricsCallback = MetricsCallback, Progress = Progress, ProgressInterval = ProgressInterval,
     };
 }

@@ -70,6 +70,16 @@ public sealed class BenchFineTuningSettings : BenchSplitSettings
     [Description("Weight decay (default 0.0001).")]
     public double? WeightDecay { get; set; }
 
+    /// <summary>The decay of the weights' moving average.</summary>
+    [CommandOption("--ema-decay")]
+    [Description("Per-step decay of the weights' moving average, which is validated and exported (0: off, the default).")]
+    public double? EmaDecay { get; set; }
+
+    /// <summary>Test-time flip.</summary>
+    [CommandOption("--test-time-flip")]
+    [Description("The fine-tuned model averages the features of each test image and of its mirror image.")]
+    public bool TestTimeFlip { get; set; }
+
     /// <summary>Full-precision block cache.</summary>
     [CommandOption("--fp32-block-cache")]
     [Description("Cache lower-block outputs as 32-bit floats instead of 16-bit (to measure the difference).")]
@@ -93,7 +103,8 @@ public sealed class BenchFineTuningSettings : BenchSplitSettings
     public override ValidationResult Validate() => Check.First(
         Check.NonNegativeFinite("--mixup", Mixup),
         Check.NonNegativeFinite("--cutmix", CutMix),
-        Check.NonNegativeFinite("--weight-decay", WeightDecay));
+        Check.NonNegativeFinite("--weight-decay", WeightDecay),
+        EmaDecay is { } ema ? Check.Fraction("--ema-decay", ema) : null);
 
 }
 
@@ -123,6 +134,8 @@ public sealed class BenchFineTuningCommand : Command<BenchFineTuningSettings>
             MixupAlpha = settings.Mixup ?? d.MixupAlpha,
             CutMixAlpha = settings.CutMix ?? d.CutMixAlpha,
             WeightDecay = settings.WeightDecay ?? d.WeightDecay,
+            WeightAverageDecay = settings.EmaDecay ?? d.WeightAverageDecay,
+            TestTimeFlip = settings.TestTimeFlip,
             HalfPrecisionBlockCache = !settings.Fp32BlockCache,
             CacheDirectory = settings.CacheDir,
             Seed = settings.Seed,

@@ -32,6 +32,8 @@ public sealed class FineTuningRunner : ITrainRunner
             MixupAlpha = settings.Mixup ?? defaults.MixupAlpha,
             CutMixAlpha = settings.CutMix ?? defaults.CutMixAlpha,
             WeightDecay = settings.WeightDecay ?? defaults.WeightDecay,
+            WeightAverageDecay = settings.EmaDecay ?? defaults.WeightAverageDecay,
+            TestTimeFlip = settings.TestTimeFlip,
             Resume = settings.Resume,
             OnnxExportPath = IO.OutputFile.Companion(settings.Output, ".onnx"),
             CacheDirectory = settings.CacheDir,
