@@ -41,11 +41,11 @@ public static class Check
     public static string? NonNegativeFinite(string option, double? value) =>
         value is not { } v || (double.IsFinite(v) && v >= 0) ? null : $"{option} must be a number of at least 0 (got {v.ToString(CultureInfo.InvariantCulture)}).";
 
-    /// <summary>A share in [0, 1).</summary>
+    /// <summary>A share in [0, 1), when given.</summary>
     /// <param name="option">The option.</param>
     /// <param name="value">Its value.</param>
-    public static string? Fraction(string option, double value) =>
-        value is >= 0 and < 1 ? null : $"{option} must be at least 0 and below 1 (got {value.ToString(CultureInfo.InvariantCulture)}).";
+    public static string? Fraction(string option, double? value) =>
+        value is not { } v || v is >= 0 and < 1 ? null : $"{option} must be at least 0 and below 1 (got {v.ToString(CultureInfo.InvariantCulture)}).";
 
     /// <summary>An image size the engine supports: 16 to 2,048 pixels.</summary>
     /// <param name="value">The size, when given.</param>

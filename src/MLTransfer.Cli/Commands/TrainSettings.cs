@@ -275,7 +275,7 @@ public sealed class TrainSettings : CommonSettings
             WholeNetwork && TopBlocksOnly ? "--whole-network and --top-blocks-only exclude each other." : null,
             WholeNetwork && TopBlockViews is not null ? "--top-block-views needs top-blocks mode; drop --whole-network." : null,
             ((Mixup ?? CutMix ?? WeightDecay ?? EmaDecay) is not null || TestTimeFlip) && technique != "fine-tuning" ? $"--mixup, --cutmix, --weight-decay, --ema-decay and --test-time-flip are options of --technique fine-tuning, not {Technique}." : null,
-            EmaDecay is { } ema ? Check.Fraction("--ema-decay", ema) : null,
+            Check.Fraction("--ema-decay", EmaDecay),
             HeadL2.Equals("auto", StringComparison.OrdinalIgnoreCase)
                 || float.TryParse(HeadL2, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var l2) && float.IsFinite(l2) && l2 >= 0
                 ? null : $"--head-l2 must be auto or a number of at least 0 (got {HeadL2}).",

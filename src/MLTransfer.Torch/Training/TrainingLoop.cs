@@ -218,10 +218,12 @@ internal static class TrainingLoop
         return (saved, best.Count > 0 ? best : null);
     }
 
-    private static Dictionary<string, Tensor> Snapshot(IEnumerable<(string Name, Tensor Tensor)> tensors) =>
+    /// <summary>Detached copies of state tensors, by name (owned by the caller).</summary>
+    internal static Dictionary<string, Tensor> Snapshot(IEnumerable<(string Name, Tensor Tensor)> tensors) =>
         tensors.ToDictionary(p => p.Name, p => p.Tensor.detach().clone().DetachFromDisposeScope(), StringComparer.Ordinal);
 
-    private static void Copy(IReadOnlyDictionary<string, Tensor> values, IEnumerable<(string Name, Tensor Tensor)> into)
+    /// <summary>Copies saved values into state tensors of the same names and shapes; throws on a missing or misshapen one.</summary>
+    internal static void Copy(IReadOnlyDictionary<string, Tensor> values, IEnumerable<(string Name, Tensor Tensor)> into)
     {
         using var noGrad = torch.no_grad();
         foreach (var (name, tensor) in into)
@@ -255,7 +257,7 @@ internal static class TrainingLoop
         return result;
     }
 
-    private static void DisposeAll(Dictionary<string, Tensor>? tensors)
+    internal static void DisposeAll(Dictionary<string, Tensor>? tensors)
     {
         foreach (var t in tensors?.Values ?? Enumerable.Empty<Tensor>())
             t.Dispose();

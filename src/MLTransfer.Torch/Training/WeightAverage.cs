@@ -48,24 +48,17 @@ internal sealed class WeightAverage : IDisposable
     /// <summary>Restores a saved average (the checkpoint's tensors and update count).</summary>
     public void Load(IReadOnlyDictionary<string, Tensor> averages, long updates)
     {
-        using var noGrad = torch.no_grad();
-        foreach (var (name, _, average) in _tensors)
-        {
-            if (!averages.TryGetValue(name, out var value) || !value.shape.SequenceEqual(average.shape))
-                throw new InvalidDataException($"The checkpoint's weight average has no tensor '{name}' of shape [{string.Join(", ", average.shape)}].");
-            average.copy_(value);
-        }
+        TrainingLoop.Copy(averages, Averages);
         Updates = updates;
     }
 
     /// <summary>Puts the average into the network until the returned scope is disposed, which puts the live weights back.</summary>
     public IDisposable Applied()
     {
-        using var noGrad = torch.no_grad();
-        var live = _tensors.Select(t => t.Live.detach().clone().DetachFromDisposeScope()).ToList();
-        foreach (var (_, tensor, average) in _tensors)
-            tensor.copy_(average);
-        return new Restore(_tensors, live);
+        var live = _tensors.Select(t => (t.Name, t.Live)).ToList();
+        var saved = TrainingLoop.Snapshot(live);
+        CopyIntoNetwork();
+        return new Restore(saved, live);
     }
 
     /// <summary>Leaves the average in the network for good.</summary>
@@ -82,16 +75,12 @@ internal sealed class WeightAverage : IDisposable
             average.Dispose();
     }
 
-    private sealed class Restore(List<(string Name, Tensor Live, Tensor Average)> tensors, List<Tensor> saved) : IDisposable
+    private sealed class Restore(Dictionary<string, Tensor> saved, List<(string Name, Tensor Live)> live) : IDisposable
     {
         public void Dispose()
         {
-            using var noGrad = torch.no_grad();
-            for (var i = 0; i < tensors.Count; i++)
-            {
-                tensors[i].Live.copy_(saved[i]);
-                saved[i].Dispose();
-            }
+            TrainingLoop.Copy(saved, live);
+            TrainingLoop.DisposeAll(saved);
         }
     }
 }

@@ -1,4 +1,4 @@
-using Google.Protobuf;
+using MLTransfer.Backbones;
 using Onnx;
 
 namespace MLTransfer.Export;
@@ -58,7 +58,7 @@ public static class MirrorAveraging
 
         var indices = new TensorProto { Name = Prefix + "columns", DataType = (int)TensorProto.Types.DataType.Int64, Dims = { width } };
         indices.Int64Data.AddRange(Enumerable.Range(0, width).Select(c => (long)(width - 1 - c)));
-        var half = new TensorProto { Name = Prefix + "half", DataType = (int)TensorProto.Types.DataType.Float, RawData = ByteString.CopyFrom(BitConverter.GetBytes(0.5f)) };
+        var half = FeaturizerGraph.Tensor(Prefix + "half", [], [0.5f]);
         graph.Initializer.Add(indices);
         graph.Initializer.Add(half);
 
@@ -82,14 +82,8 @@ public static class MirrorAveraging
         return result;
     }
 
-    private static NodeProto Node(string op, string name, string[] inputs, string[] outputs, params AttributeProto[] attributes)
-    {
-        var node = new NodeProto { OpType = op, Name = Prefix + name };
-        node.Input.AddRange(inputs);
-        node.Output.AddRange(outputs);
-        node.Attribute.AddRange(attributes);
-        return node;
-    }
+    private static NodeProto Node(string op, string name, string[] inputs, string[] outputs, params AttributeProto[] attributes) =>
+        FeaturizerGraph.Node(op, Prefix + name, inputs, outputs, attributes);
 
     private static AttributeProto Int(string name, long value) =>
         new() { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = value };

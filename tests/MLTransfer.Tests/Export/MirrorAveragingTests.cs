@@ -1,4 +1,5 @@
 using Google.Protobuf;
+using MLTransfer.Backbones;
 using MLTransfer.Export;
 using MLTransfer.Tests.TestSupport;
 using NUnit.Framework;
@@ -14,24 +15,17 @@ public class MirrorAveragingTests
     private static ModelProto Tiny(long opset)
     {
         var graph = new GraphProto { Name = "tiny" };
-        graph.Input.Add(Value("X", -1, 1, 1, 3));
-        graph.Output.Add(Value("Y", -1, 3));
-        graph.Initializer.Add(new TensorProto { Name = "W", DataType = (int)TensorProto.Types.DataType.Float, Dims = { 1, 1, 1, 3 }, RawData = ByteString.CopyFrom(Weight.SelectMany(BitConverter.GetBytes).ToArray()) });
-        graph.Node.Add(new NodeProto { OpType = "Mul", Name = "scale", Input = { "X", "W" }, Output = { "XW" } });
-        graph.Node.Add(new NodeProto { OpType = "Flatten", Name = "flat", Input = { "XW" }, Output = { "Y" } });
-        graph.ValueInfo.Add(Value("XW", -1, 1, 1, 3));
+        graph.Input.Add(FeaturizerGraph.ValueInfo("X", "N", 1, 1, 3));
+        graph.Output.Add(FeaturizerGraph.ValueInfo("Y", "N", 3));
+        graph.Initializer.Add(FeaturizerGraph.Tensor("W", [1, 1, 1, 3], Weight));
+        graph.Node.Add(FeaturizerGraph.Node("Mul", "scale", ["X", "W"], ["XW"]));
+        graph.Node.Add(FeaturizerGraph.Node("Flatten", "flat", ["XW"], ["Y"]));
+        graph.ValueInfo.Add(FeaturizerGraph.ValueInfo("XW", "N", 1, 1, 3));
         var model = new ModelProto { IrVersion = 8, Graph = graph };
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = opset });
         return model;
     }
 
-    private static ValueInfoProto Value(string name, params long[] dims)
-    {
-        var shape = new TensorShapeProto();
-        foreach (var d in dims)
-            shape.Dim.Add(d < 0 ? new TensorShapeProto.Types.Dimension { DimParam = "N" } : new TensorShapeProto.Types.Dimension { DimValue = d });
-        return new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float, Shape = shape } } };
-    }
 
     [TestCase(8)]
     [TestCase(13)]

@@ -104,7 +104,7 @@ public sealed class BenchFineTuningSettings : BenchSplitSettings
         Check.NonNegativeFinite("--mixup", Mixup),
         Check.NonNegativeFinite("--cutmix", CutMix),
         Check.NonNegativeFinite("--weight-decay", WeightDecay),
-        EmaDecay is { } ema ? Check.Fraction("--ema-decay", ema) : null);
+        Check.Fraction("--ema-decay", EmaDecay));
 
 }
 
