@@ -1,3 +1,4 @@
+using MLTransfer.Diagnostics;
 using System.ComponentModel;
 using System.Globalization;
 using System.Text.Json;
@@ -118,7 +119,7 @@ public sealed class AdviseCommand : Command<AdviseSettings>
             {
                 var task = ctx.AddTask("Scoring candidates");
                 options.Log = line => task.Description = Markup.Escape(line);
-                options.Progress = new RunnerSupport.SyncProgress<FeaturizationProgress>(p =>
+                options.Progress = new CallbackProgress<FeaturizationProgress>(p =>
                 {
                     task.MaxValue = Math.Max(1, p.Total);
                     task.Value = p.Done;

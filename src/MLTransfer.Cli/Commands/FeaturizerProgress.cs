@@ -1,3 +1,4 @@
+using MLTransfer.Diagnostics;
 using MLTransfer.Data;
 using MLTransfer.Featurization;
 using Spectre.Console;
@@ -21,7 +22,7 @@ public static class FeaturizerProgress
             .Start(context =>
             {
                 var task = context.AddTask($"featurising (cached 0 / {paths.Count:N0})", maxValue: Math.Max(1, paths.Count));
-                result = featurizer.Featurize(paths, new Reporter(p =>
+                result = featurizer.Featurize(paths, new CallbackProgress<FeaturizationProgress>(p =>
                 {
                     task.Value = p.Done;
                     task.Description = $"featurising (cached {p.FromCache:N0} / {p.Total:N0})";
@@ -45,10 +46,5 @@ public static class FeaturizerProgress
             AnsiConsole.MarkupLine($"  [yellow]{Markup.Escape(image.Path)}[/]: {Markup.Escape(image.Reason)}");
         if (failed.Count > 20)
             AnsiConsole.MarkupLine($"  … and {failed.Count - 20:N0} more.");
-    }
-
-    private sealed class Reporter(Action<FeaturizationProgress> report) : IProgress<FeaturizationProgress>
-    {
-        public void Report(FeaturizationProgress value) => report(value);
     }
 }

@@ -182,6 +182,11 @@ public sealed class TrainSettings : CommonSettings
     [Description("Fine-tuning: the exported model averages the features of each image and of its mirror image (usually a little more accurate, twice the prediction cost).")]
     public bool TestTimeFlip { get; set; }
 
+    /// <summary>Fine-tuning: networks trained and averaged.</summary>
+    [CommandOption("--ensemble")]
+    [Description("Fine-tuning: train N networks with different seeds on the same split (in top-blocks mode on the same cached lower blocks) and average their logits; N times the training, the shared lower blocks run once when predicting. Default 1.")]
+    public int? Ensemble { get; set; }
+
     /// <summary>Domain adaptation: unlabelled target folder.</summary>
     [CommandOption("--target")]
     [Description("Domain adaptation: folder of unlabelled target-domain images (sub-folders allowed, labels ignored).")]
@@ -274,7 +279,8 @@ public sealed class TrainSettings : CommonSettings
             Check.AtLeast("--float-convs", FloatConvolutions, 0),
             WholeNetwork && TopBlocksOnly ? "--whole-network and --top-blocks-only exclude each other." : null,
             WholeNetwork && TopBlockViews is not null ? "--top-block-views needs top-blocks mode; drop --whole-network." : null,
-            ((Mixup ?? CutMix ?? WeightDecay ?? EmaDecay) is not null || TestTimeFlip) && technique != "fine-tuning" ? $"--mixup, --cutmix, --weight-decay, --ema-decay and --test-time-flip are options of --technique fine-tuning, not {Technique}." : null,
+            ((Mixup ?? CutMix ?? WeightDecay ?? EmaDecay) is not null || Ensemble is not null || TestTimeFlip) && technique != "fine-tuning" ? $"--mixup, --cutmix, --weight-decay, --ema-decay, --ensemble and --test-time-flip are options of --technique fine-tuning, not {Technique}." : null,
+            Check.AtLeast("--ensemble", Ensemble, 1, MLTransfer.Torch.FineTuning.FineTuningOptions.MaxEnsembleSize),
             Check.Fraction("--ema-decay", EmaDecay),
             HeadL2.Equals("auto", StringComparison.OrdinalIgnoreCase)
                 || float.TryParse(HeadL2, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var l2) && float.IsFinite(l2) && l2 >= 0

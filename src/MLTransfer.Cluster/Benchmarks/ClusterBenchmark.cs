@@ -1,3 +1,4 @@
+using MLTransfer.Diagnostics;
 using System.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;

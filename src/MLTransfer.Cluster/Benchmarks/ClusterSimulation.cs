@@ -1,3 +1,4 @@
+using MLTransfer.Diagnostics;
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Extensions.DependencyInjection;

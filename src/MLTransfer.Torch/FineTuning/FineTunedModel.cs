@@ -1,6 +1,7 @@
 using Google.Protobuf;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using MLTransfer.Backbones;
 using MLTransfer.Export;
 using MLTransfer.Heads;
 using MLTransfer.Techniques;
@@ -14,8 +15,9 @@ using F = TorchSharp.torch.nn.functional;
 namespace MLTransfer.Torch.FineTuning;
 
 /// <summary>
-/// The result of fine-tuning: the trained backbone and head (in evaluation mode), which can predict directly with
-/// TorchSharp or be exported as a standalone ONNX model whose weights are the fine-tuned ones.
+/// The result of fine-tuning: the trained backbone and head (in evaluation mode), or an ensemble of them that share the
+/// frozen lower blocks, which can predict directly with TorchSharp or be exported as a standalone ONNX model whose
+/// weights are the fine-tuned ones.
 /// </summary>
 public sealed class FineTunedModel : IDisposable
 {
@@ -26,14 +28,24 @@ public sealed class FineTunedModel : IDisposable
     public const string LogitsName = "Logits";
 
     private readonly FineTuningNetwork _network;
+    private readonly IReadOnlyList<FineTuningNetwork> _members;
+    private readonly string _sharedValue;
 
-    internal FineTunedModel(FineTuningNetwork network, IReadOnlyList<string> classNames, int imageSize, IReadOnlyList<TrainingEpochMetrics> history, bool testTimeFlip = false)
+    // members: the ensemble's networks (one for a single model), whose blocks below sharedValue are the same;
+    // sharedValue: the graph value where the members part (the backbone input when they share nothing).
+    internal FineTunedModel(IReadOnlyList<FineTuningNetwork> members, string sharedValue, IReadOnlyList<string> classNames, int imageSize,
+        IReadOnlyList<TrainingEpochMetrics> history, bool testTimeFlip = false)
     {
         TestTimeFlip = testTimeFlip;
-        _network = network;
-        _network.InputValue = network.Backbone.InputName;
-        _network.BackboneWithoutGradients = false;
-        _network.eval();
+        _members = members;
+        _network = members[0];
+        _sharedValue = sharedValue;
+        foreach (var member in members)
+        {
+            member.InputValue = members.Count == 1 ? member.Backbone.InputName : sharedValue;
+            member.BackboneWithoutGradients = false;
+            member.eval();
+        }
         ClassNames = classNames;
         ImageSize = imageSize;
         History = history;
@@ -51,7 +63,13 @@ public sealed class FineTunedModel : IDisposable
     /// </summary>
     public bool TestTimeFlip { get; }
 
-    /// <summary>The metrics of every epoch run, in order (including epochs restored from a checkpoint).</summary>
+    /// <summary>
+    /// The number of networks whose logits every prediction averages (<see cref="FineTuningOptions.EnsembleSize"/>); in
+    /// top-blocks mode they share the frozen lower blocks, which run once.
+    /// </summary>
+    public int EnsembleSize => _members.Count;
+
+    /// <summary>The metrics of every epoch run, in order (including epochs restored from a checkpoint), member after member.</summary>
     public IReadOnlyList<TrainingEpochMetrics> History { get; }
 
     /// <summary>The name of the model's input: RGB planar pixels in 0–255, [N, 3, <see cref="ImageSize"/>, <see cref="ImageSize"/>].</summary>
@@ -60,8 +78,8 @@ public sealed class FineTunedModel : IDisposable
     /// <summary>The name of the backbone's features output.</summary>
     public string FeaturesName => _network.Backbone.OutputName;
 
-    /// <summary>The number of backbone features the head reads.</summary>
-    public int FeatureCount => (int)_network.Head.weight!.shape[1];
+    /// <summary>The number of backbone features the head reads (every member's, side by side, for an ensemble).</summary>
+    public int FeatureCount => _members.Count * (int)_network.Head.weight!.shape[1];
 
     /// <summary>Class probabilities for images given as RGB planar floats in 0–255 (as <see cref="ImagePixelReader"/> reads them).</summary>
     /// <param name="pixels">One array of 3·ImageSize·ImageSize values per image.</param>
@@ -117,13 +135,32 @@ public sealed class FineTunedModel : IDisposable
 
     // The head is linear, so the mean of the two images' logits is the head applied to the mean of their features.
     private Tensor Logits(Tensor pixels) =>
-        TestTimeFlip ? _network.forward(pixels).Plus(_network.forward(pixels.flip(3))).Times(0.5) : _network.forward(pixels);
+        TestTimeFlip ? MemberMean(pixels).Plus(MemberMean(pixels.flip(3))).Times(0.5) : MemberMean(pixels);
 
-    /// <summary>The head's weights, [classes × features] row-major, and biases, [classes].</summary>
+    // The members' mean logits; the shared lower blocks run once.
+    private Tensor MemberMean(Tensor pixels)
+    {
+        if (_members.Count == 1)
+            return _network.forward(pixels);
+        var shared = _sharedValue == InputName ? pixels
+            : _network.Backbone.Run(new Dictionary<string, Tensor>(StringComparer.Ordinal) { [InputName] = pixels }, _sharedValue)[_sharedValue];
+        var sum = _members[0].forward(shared);
+        foreach (var member in _members.Skip(1))
+            sum = sum.Plus(member.forward(shared));
+        return sum.Times(1.0 / _members.Count);
+    }
+
+    /// <summary>
+    /// The head's weights, [classes × <see cref="FeatureCount"/>] row-major, and biases, [classes]. For an ensemble, the
+    /// members' heads each divided by <see cref="EnsembleSize"/>, side by side, and the mean of their biases: on the
+    /// members' features side by side, the mean of their logits.
+    /// </summary>
     public (float[] Weights, float[] Biases) HeadParameters()
     {
-        using var weights = _network.Head.weight!.detach().contiguous();
-        using var biases = _network.Head.bias!.detach().contiguous();
+        using var scope = NewDisposeScope();
+        var scale = 1.0 / _members.Count;
+        var weights = cat(_members.Select(m => m.Head.weight!.detach()).ToList(), 1).Times(scale).contiguous();
+        var biases = stack(_members.Select(m => m.Head.bias!.detach()).ToList(), 0).mean([0L]).contiguous();
         return (weights.data<float>().ToArray(), biases.data<float>().ToArray());
     }
 
@@ -131,12 +168,15 @@ public sealed class FineTunedModel : IDisposable
     /// The fine-tuned network as ONNX: the original backbone graph with its initializers (weights and BatchNorm running
     /// statistics) replaced by the trained values under the same names, plus, with <paramref name="includeHead"/>,
     /// the head as Gemm → Softmax with output <see cref="ProbabilitiesName"/> [N, classes] (the features stay an output).
-    /// With <see cref="TestTimeFlip"/> the features are those of the image and its mirror image, averaged.
+    /// With <see cref="TestTimeFlip"/> the features are those of the image and its mirror image, averaged. For an
+    /// ensemble the features are the members' side by side (<see cref="SharedTrunkEnsemble"/>: shared lower blocks
+    /// run once) and the head is <see cref="HeadParameters"/>.
     /// </summary>
     /// <param name="includeHead">Whether to append the classification head.</param>
     public ModelProto ToOnnx(bool includeHead = true)
     {
-        var model = _network.Backbone.ExportModel();
+        var model = _members.Count == 1 ? _network.Backbone.ExportModel()
+            : SharedTrunkEnsemble.Combine(_members.Select(m => m.Backbone.ExportModel()).ToList(), _sharedValue, FeaturesName);
         if (TestTimeFlip)
             model = MirrorAveraging.Apply(model, InputName, FeaturesName, ImageSize);
         if (!includeHead)
@@ -145,8 +185,9 @@ public sealed class FineTunedModel : IDisposable
         }
 
         var graph = model.Graph;
-        graph.Initializer.Add(OnnxTensors.FromFloatTensor("HeadWeight", _network.Head.weight!));
-        graph.Initializer.Add(OnnxTensors.FromFloatTensor("HeadBias", _network.Head.bias!));
+        var (weights, biases) = HeadParameters();
+        graph.Initializer.Add(FeaturizerGraph.Tensor("HeadWeight", [ClassNames.Count, FeatureCount], weights));
+        graph.Initializer.Add(FeaturizerGraph.Tensor("HeadBias", [ClassNames.Count], biases));
         graph.Node.Add(new NodeProto
         {
             OpType = "Gemm",
@@ -197,7 +238,11 @@ public sealed class FineTunedModel : IDisposable
     }
 
     /// <inheritdoc />
-    public void Dispose() => _network.Dispose();
+    public void Dispose()
+    {
+        foreach (var member in _members)
+            member.Dispose();
+    }
 
     private static ValueInfoProto ProbabilitiesValue(int classes)
     {

@@ -90,8 +90,9 @@ public sealed class FineTuningEstimator : IEstimator<TransferModel>
             Rejected = rejected,
             Validation = report,
             ValidationPredictions = predictions,
+            // Counted on across an ensemble's members, so the curves show them one after the other.
             History = model.History
-                .Select(m => new EpochMetrics(m.Epoch - 1, m.TrainLoss, m.TrainAccuracy, m.ValidationLoss ?? double.NaN, m.ValidationScore ?? double.NaN, m.LearningRate))
+                .Select((m, i) => new EpochMetrics(i, m.TrainLoss, m.TrainAccuracy, m.ValidationLoss ?? double.NaN, m.ValidationScore ?? double.NaN, m.LearningRate))
                 .ToList(),
             TrainingTime = trainingTime,
         });

@@ -110,6 +110,22 @@ public sealed class FineTuningOptions : Training.ILoopSettings
     public bool TestTimeFlip { get; set; }
 
     /// <summary>
+    /// How many networks to train and average (an ensemble, Hansen &amp; Salamon 1990; Lakshminarayanan et al. 2017): the
+    /// first is the network a single run trains, the others train the same way on the same split, each with its own seed
+    /// (head initialisation, shuffling, drawn views and mixing). In top-blocks mode they share the cached lower-block
+    /// outputs, so each extra member costs its training epochs only, and the exported model runs the frozen lower blocks
+    /// once and each member's trained blocks on their output (with ResNet18's top 2 blocks, about a quarter of the
+    /// backbone's work per extra member); in whole-network mode every member is a whole backbone. Predictions average the
+    /// members' logits. The validation metrics reported at the end are the ensemble's; each member picks its best epoch
+    /// and stops early on its own. With <see cref="CheckpointDirectory"/>, member k writes its checkpoints to the sub-folder
+    /// <c>member{k}</c> (counted from 1), so a resumed run skips finished members. The default value is 1 (one network).
+    /// </summary>
+    public int EnsembleSize { get; set; } = 1;
+
+    /// <summary>The largest <see cref="EnsembleSize"/> accepted.</summary>
+    public const int MaxEnsembleSize = 16;
+
+    /// <summary>
     /// The share of each class held out (stratified) as the validation split that reports accuracy, picks the best
     /// epoch and drives early stopping; 0 trains on everything. The default value is 0.1.
     /// </summary>
@@ -262,6 +278,8 @@ public sealed class FineTuningOptions : Training.ILoopSettings
         if (!(WeightAverageDecay is >= 0 and < 1))
             throw new ArgumentOutOfRangeException(nameof(WeightAverageDecay), WeightAverageDecay, "must be 0 (none) or in (0, 1).");
         ArgumentOutOfRangeException.ThrowIfLessThan(TopBlocks, 1, nameof(TopBlocks));
+        if (EnsembleSize is < 1 or > MaxEnsembleSize)
+            throw new ArgumentOutOfRangeException(nameof(EnsembleSize), EnsembleSize, $"must be between 1 and {MaxEnsembleSize}.");
         ArgumentOutOfRangeException.ThrowIfLessThan(TopBlockViews, 1, nameof(TopBlockViews));
         ArgumentOutOfRangeException.ThrowIfLessThan(BlockCacheMaxBytes, 1, nameof(BlockCacheMaxBytes));
         if (DataThreads is < 1)

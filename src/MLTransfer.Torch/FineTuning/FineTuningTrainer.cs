@@ -55,24 +55,23 @@ public sealed class FineTuningTrainer
         torch.manual_seed(o.Seed);
         var description = o.Backbone ?? Backbone.ResNet18();
         var split = BackboneBlocks.Import(description, o.ImageSize);
-        var network = new FineTuningNetwork(split, description.FeatureSize, classNames.Length);
+        var networks = new List<FineTuningNetwork> { new(split, description.FeatureSize, classNames.Length) };
         try
         {
-            split.Backbone.FreezeBatchNormStatistics = o.BatchNormMode == BatchNormMode.Frozen;
             var augmenter = new ImageAugmenter(o.ImageSize, o.RandomResizedCropMinScale, o.RandomResizedCropMaxScale, o.HorizontalFlip, o.ColorJitter);
             var trainPaths = train.Select(e => e.ImagePath).ToList();
             var validationPaths = validation.Select(e => e.ImagePath).ToList();
             IRowSource trainRows, validationRows;
             var firstTrainedBlock = 0;
+            var sharedValue = split.Backbone.InputName;
             if (o.TrainTopBlocksOnly)
             {
                 firstTrainedBlock = split.FirstTrainedBlock(o.TopBlocks);
-                var cut = split.Cut(o.TopBlocks);
+                sharedValue = split.Cut(o.TopBlocks);
                 var cache = new BlockCacheSettings(BlockCacheSettings.FolderIn(o.CacheDirectory), o.BlockCacheMaxBytes, o.HalfPrecisionBlockCache);
                 var views = augmenter.IsIdentity ? 1 : o.TopBlockViews;
-                trainRows = BlockOutputs.Prepare(split, description, cut, o.ImageSize, trainPaths, views, augmenter, o.Seed, cache, o.CachingProgress, cancellationToken);
-                validationRows = BlockOutputs.Prepare(split, description, cut, o.ImageSize, validationPaths, 1, null, o.Seed, cache, o.CachingProgress, cancellationToken);
-                network.InputValue = cut;
+                trainRows = BlockOutputs.Prepare(split, description, sharedValue, o.ImageSize, trainPaths, views, augmenter, o.Seed, cache, o.CachingProgress, cancellationToken);
+                validationRows = BlockOutputs.Prepare(split, description, sharedValue, o.ImageSize, validationPaths, 1, null, o.Seed, cache, o.CachingProgress, cancellationToken);
             }
             else
             {
@@ -80,27 +79,72 @@ public sealed class FineTuningTrainer
                 validationRows = new ImageFileRows(validationPaths, o.ImageSize);
             }
 
-            var runKey = string.Join(
-                ";",
-                "fine-tuning",
-                string.Join("|", classNames),
-                o.ImageSize.ToString(CultureInfo.InvariantCulture),
-                o.Seed.ToString(CultureInfo.InvariantCulture),
-                train.Count.ToString(CultureInfo.InvariantCulture),
-                validation.Count.ToString(CultureInfo.InvariantCulture),
-                o.TrainTopBlocksOnly ? FormattableString.Invariant($"top{o.TopBlocks}x{o.TopBlockViews}") : "all",
-                o.Optimizer.ToString(),
-                FormattableString.Invariant($"mix{o.MixupAlpha}/{o.CutMixAlpha}"),
-                description.Identity);
-            var objective = new FineTuningObjective(network, trainRows, train.Select(e => index[e.Label]).ToArray(), validationRows,
-                validation.Select(e => index[e.Label]).ToArray(), o, firstTrainedBlock, runKey);
-            var history = TrainingLoop.Run(objective, TrainingPlan.From(o, o.Optimizer, o.Schedule, o.WarmupEpochs), cancellationToken);
-            return new FineTunedModel(network, classNames, o.ImageSize, history, o.TestTimeFlip);
+            var trainLabels = train.Select(e => index[e.Label]).ToArray();
+            var validationLabels = validation.Select(e => index[e.Label]).ToArray();
+            var history = new List<TrainingEpochMetrics>();
+            for (var member = 0; member < o.EnsembleSize; member++)
+            {
+                var seed = MemberSeed(o.Seed, member);
+                if (member > 0)
+                {
+                    torch.manual_seed(seed);
+                    networks.Add(new FineTuningNetwork(BackboneBlocks.Import(description, o.ImageSize), description.FeatureSize, classNames.Length));
+                }
+                var network = networks[member];
+                network.Split.Backbone.FreezeBatchNormStatistics = o.BatchNormMode == BatchNormMode.Frozen;
+                if (o.TrainTopBlocksOnly)
+                    network.InputValue = sharedValue;
+                var runKey = string.Join(
+                    ";",
+                    "fine-tuning",
+                    string.Join("|", classNames),
+                    o.ImageSize.ToString(CultureInfo.InvariantCulture),
+                    seed.ToString(CultureInfo.InvariantCulture),
+                    train.Count.ToString(CultureInfo.InvariantCulture),
+                    validation.Count.ToString(CultureInfo.InvariantCulture),
+                    o.TrainTopBlocksOnly ? FormattableString.Invariant($"top{o.TopBlocks}x{o.TopBlockViews}") : "all",
+                    o.Optimizer.ToString(),
+                    FormattableString.Invariant($"mix{o.MixupAlpha}/{o.CutMixAlpha}"),
+                    description.Identity);
+                var objective = new FineTuningObjective(network, trainRows, trainLabels, validationRows, validationLabels, o, firstTrainedBlock, runKey);
+                history.AddRange(TrainingLoop.Run(objective, MemberPlan(o, member), cancellationToken)
+                    .Select(m => m with { Member = member + 1, Members = o.EnsembleSize }));
+            }
+            return new FineTunedModel(networks, sharedValue, classNames, o.ImageSize, history, o.TestTimeFlip);
         }
         catch
         {
-            network.Dispose();
+            foreach (var network in networks)
+                network.Dispose();
             throw;
         }
     }
+
+    /// <summary>
+    /// The seed of ensemble member <paramref name="member"/> (counted from 0): the run's seed for the first, so an ensemble
+    /// of one is the single model, and a seed mixed from both for the others (no overlap with the members of a run seeded
+    /// one higher).
+    /// </summary>
+    internal static int MemberSeed(int seed, int member) =>
+        member == 0 ? seed : (int)(BatchStream.Mix(seed, member, 7) & int.MaxValue);
+
+    // The loop's plan for one member: its seed, its checkpoint sub-folder and its member number on every report.
+    private static TrainingPlan MemberPlan(FineTuningOptions o, int member)
+    {
+        var plan = TrainingPlan.From(o, o.Optimizer, o.Schedule, o.WarmupEpochs);
+        if (o.EnsembleSize == 1)
+            return plan;
+        var callback = o.MetricsCallback;
+        var progress = o.Progress;
+        return plan with
+        {
+            Seed = MemberSeed(o.Seed, member),
+            CheckpointDirectory = o.CheckpointDirectory is { } directory ? Path.Combine(directory, MemberFolder(member)) : null,
+            MetricsCallback = callback is null ? null : m => callback(m with { Member = member + 1, Members = o.EnsembleSize }),
+            Progress = progress is null ? null : new Diagnostics.CallbackProgress<TrainingProgress>(p => progress.Report(p with { Member = member + 1, Members = o.EnsembleSize })),
+        };
+    }
+
+    /// <summary>The checkpoint sub-folder of ensemble member <paramref name="member"/> (counted from 0).</summary>
+    internal static string MemberFolder(int member) => FormattableString.Invariant($"member{member + 1}");
 }

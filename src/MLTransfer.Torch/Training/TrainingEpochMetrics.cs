@@ -53,6 +53,12 @@ public sealed record TrainingEpochMetrics(
 
     /// <summary>Multi-task only: per-task validation metrics. The default value is empty.</summary>
     public IReadOnlyDictionary<string, TaskReport> TaskValidation { get; init; } = new Dictionary<string, TaskReport>();
+
+    /// <summary>Ensembles only: the member this epoch trained, counted from 1 (of <see cref="Members"/>). The default value is 1.</summary>
+    public int Member { get; init; } = 1;
+
+    /// <summary>The number of networks the run trains, one after the other (<c>EnsembleSize</c>). The default value is 1.</summary>
+    public int Members { get; init; } = 1;
 }
 
 /// <summary>Progress inside an epoch, reported about once a second while a TorchSharp technique trains.</summary>
@@ -64,4 +70,11 @@ public sealed record TrainingEpochMetrics(
 /// <param name="TrainLoss">The mean training loss so far in this epoch.</param>
 /// <param name="ImagesPerSecond">Training images per second so far in this epoch.</param>
 /// <param name="EstimatedRemaining">The estimated wall time left for the whole run (validation passes not included).</param>
-public sealed record TrainingProgress(int Epoch, int Epochs, TrainingPhase Phase, int Step, int Steps, double TrainLoss, double ImagesPerSecond, TimeSpan EstimatedRemaining);
+public sealed record TrainingProgress(int Epoch, int Epochs, TrainingPhase Phase, int Step, int Steps, double TrainLoss, double ImagesPerSecond, TimeSpan EstimatedRemaining)
+{
+    /// <summary>Ensembles only: the member training, counted from 1 (of <see cref="Members"/>). The default value is 1.</summary>
+    public int Member { get; init; } = 1;
+
+    /// <summary>The number of networks the run trains, one after the other. The default value is 1.</summary>
+    public int Members { get; init; } = 1;
+}

@@ -1,3 +1,4 @@
+using MLTransfer.Diagnostics;
 using MLTransfer.Cluster.Client;
 using MLTransfer.Cluster.Grains;
 using MLTransfer.Cluster.Jobs;

@@ -1,3 +1,4 @@
+using MLTransfer.Diagnostics;
 using System.Diagnostics;
 using System.IO.Compression;
 using Microsoft.Extensions.DependencyInjection;

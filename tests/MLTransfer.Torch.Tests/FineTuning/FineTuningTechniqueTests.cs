@@ -16,16 +16,18 @@ public class FineTuningTechniqueTests
     internal static ImageExample[] Images(int classes, int perClass, int skip = 0) =>
         TestData.Images(classes, perClass, skip).Select(i => new ImageExample { ImagePath = i.Path, Label = i.Label.ToString(System.Globalization.CultureInfo.InvariantCulture) }).ToArray();
 
-    [TestCase(false)]
-    [TestCase(true)]
-    public void Should_predict_the_same_with_the_reloaded_zip_as_with_torchsharp(bool testTimeFlip)
+    [TestCase(false, 1)]
+    [TestCase(true, 1)]
+    [TestCase(false, 2)]
+    public void Should_predict_the_same_with_the_reloaded_zip_as_with_torchsharp(bool testTimeFlip, int ensembleSize)
     {
         string dir = TestData.TempFolder();
         try
         {
             var train = Images(classes: 3, perClass: 3);
-            var options = new FineTuningOptions { Epochs = 1, UnfreezeAfterEpochs = 0, BatchSize = 3, ImageSize = 64, ValidationFraction = 0, Seed = 3, TrainTopBlocksOnly = false, TestTimeFlip = testTimeFlip };
+            var options = new FineTuningOptions { Epochs = 1, UnfreezeAfterEpochs = 0, BatchSize = 3, ImageSize = 64, ValidationFraction = 0, Seed = 3, TrainTopBlocksOnly = false, TestTimeFlip = testTimeFlip, EnsembleSize = ensembleSize };
             using var model = new FineTuningTrainer(options).Fit(train);
+            Assert.That(model.EnsembleSize, Is.EqualTo(ensembleSize));
 
             var ml = new MLContext(seed: 0);
             var chain = model.ToMLNet(ml, train[0].ImagePath, dir);

@@ -102,6 +102,93 @@ public class FineTuningTrainerTests
     }
 
     [Test]
+    public void Should_average_the_logits_of_members_that_train_like_single_runs_with_their_seeds_on_the_shared_lower_blocks()
+    {
+        var images = Images();
+        var cache = TestData.TempFolder();
+        try
+        {
+            void TopBlocks(FineTuningOptions o)
+            {
+                o.ValidationFraction = 0;
+                o.TrainTopBlocksOnly = true;
+                o.TopBlocks = 2;
+                o.CacheDirectory = cache;
+            }
+            var metrics = new List<TrainingEpochMetrics>();
+            using var ensemble = new FineTuningTrainer(Tiny(o => { TopBlocks(o); o.EnsembleSize = 2; o.MetricsCallback = metrics.Add; })).Fit(images);
+            using var first = new FineTuningTrainer(Tiny(TopBlocks)).Fit(images);
+            using var second = new FineTuningTrainer(Tiny(o => { TopBlocks(o); o.Seed = FineTuningTrainer.MemberSeed(7, 1); })).Fit(images);
+            Assert.That(FineTuningTrainer.MemberSeed(7, 1), Is.Not.EqualTo(7).And.Not.EqualTo(8));
+            Assert.That(metrics.Select(m => (m.Member, m.Members, m.Epoch)), Is.EqualTo(new[] { (1, 2, 1), (1, 2, 2), (2, 2, 1), (2, 2, 2) }));
+            Assert.That(ensemble.History, Has.Count.EqualTo(4));
+            Assert.That((ensemble.EnsembleSize, ensemble.FeatureCount), Is.EqualTo((2, 2 * first.FeatureCount)));
+
+            // The ground truth: the two single runs' logits, from their own exports, averaged, then a softmax, here.
+            float[][] pixels = ImagePixelReader.Read(images.Select(i => i.ImagePath).ToArray(), 64);
+            var flat = pixels.SelectMany(p => p).ToArray();
+            long[] shape = [pixels.Length, 3, 64, 64];
+            var classes = first.ClassNames.Count;
+            float[] Logits(FineTunedModel single)
+            {
+                var features = TestData.RunOnnxRuntime(single.ToOnnx().ToByteArray(), single.InputName, flat, shape, single.FeaturesName);
+                var (weights, biases) = single.HeadParameters();
+                var n = single.FeatureCount;
+                return Enumerable.Range(0, pixels.Length * classes)
+                    .Select(j => biases[j % classes] + Enumerable.Range(0, n).Sum(f => weights[((j % classes) * n) + f] * features[((j / classes) * n) + f]))
+                    .ToArray();
+            }
+            var a = Logits(first);
+            var b = Logits(second);
+            Assert.That(TestData.MaxAbsDifference(a, b), Is.GreaterThan(1e-3), "the members differ");
+            var expected = new float[a.Length];
+            for (var i = 0; i < pixels.Length; i++)
+            {
+                var mean = Enumerable.Range(0, classes).Select(k => (a[(i * classes) + k] + b[(i * classes) + k]) / 2.0).ToArray();
+                var sum = mean.Sum(v => Math.Exp(v - mean.Max()));
+                for (var k = 0; k < classes; k++)
+                    expected[(i * classes) + k] = (float)(Math.Exp(mean[k] - mean.Max()) / sum);
+            }
+
+            var graph = ensemble.ToOnnx();
+            var ort = TestData.RunOnnxRuntime(graph.ToByteArray(), ensemble.InputName, flat, shape, FineTunedModel.ProbabilitiesName);
+            Assert.That(TestData.MaxAbsDifference(ort, expected), Is.LessThanOrEqualTo(1e-4), "the export averages the members' logits");
+            var torchProbabilities = ensemble.PredictProbabilities(pixels).SelectMany(p => p).ToArray();
+            Assert.That(TestData.MaxAbsDifference(torchProbabilities, expected), Is.LessThanOrEqualTo(1e-4), "TorchSharp predicts the same");
+            var convolutions = first.ToOnnx().Graph.Node.Count(n => n.OpType == "Conv");
+            Assert.That(graph.Graph.Node.Count(n => n.OpType == "Conv"), Is.GreaterThan(convolutions).And.LessThan(2 * convolutions), "the frozen lower blocks run once");
+        }
+        finally
+        {
+            Directory.Delete(cache, recursive: true);
+        }
+    }
+
+    [Test]
+    public void Should_checkpoint_each_ensemble_member_in_its_folder_and_resume_a_finished_run_without_training()
+    {
+        var dir = TestData.TempFolder();
+        try
+        {
+            var images = Images(classes: 2, perClass: 3);
+            using var trained = new FineTuningTrainer(Tiny(o => { o.ValidationFraction = 0; o.Epochs = 1; o.UnfreezeAfterEpochs = 0; o.EnsembleSize = 2; o.CheckpointDirectory = dir; })).Fit(images);
+            Assert.That(Enumerable.Range(0, 2).Select(k => File.Exists(Path.Combine(dir, FineTuningTrainer.MemberFolder(k), TrainingCheckpoint.FileName))), Is.All.True);
+
+            var epochs = new List<TrainingEpochMetrics>();
+            using var resumed = new FineTuningTrainer(Tiny(o =>
+            {
+                o.ValidationFraction = 0; o.Epochs = 1; o.UnfreezeAfterEpochs = 0; o.EnsembleSize = 2; o.CheckpointDirectory = dir; o.Resume = true; o.MetricsCallback = epochs.Add;
+            })).Fit(images);
+            Assert.That(epochs, Is.Empty, "both members had finished");
+            Assert.That(resumed.HeadParameters().Weights, Is.EqualTo(trained.HeadParameters().Weights));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Test]
     public void Should_repeat_a_run_exactly_given_the_seed()
     {
         var images = Images(classes: 2, perClass: 3);

@@ -80,6 +80,11 @@ public sealed class BenchFineTuningSettings : BenchSplitSettings
     [Description("The fine-tuned model averages the features of each test image and of its mirror image.")]
     public bool TestTimeFlip { get; set; }
 
+    /// <summary>Ensemble size.</summary>
+    [CommandOption("--ensemble")]
+    [Description("Networks trained with different seeds and averaged (1, the default: one).")]
+    public int? Ensemble { get; set; }
+
     /// <summary>Full-precision block cache.</summary>
     [CommandOption("--fp32-block-cache")]
     [Description("Cache lower-block outputs as 32-bit floats instead of 16-bit (to measure the difference).")]
@@ -104,7 +109,8 @@ public sealed class BenchFineTuningSettings : BenchSplitSettings
         Check.NonNegativeFinite("--mixup", Mixup),
         Check.NonNegativeFinite("--cutmix", CutMix),
         Check.NonNegativeFinite("--weight-decay", WeightDecay),
-        Check.Fraction("--ema-decay", EmaDecay));
+        Check.Fraction("--ema-decay", EmaDecay),
+        Check.AtLeast("--ensemble", Ensemble, 1, MLTransfer.Torch.FineTuning.FineTuningOptions.MaxEnsembleSize));
 
 }
 
@@ -136,11 +142,12 @@ public sealed class BenchFineTuningCommand : Command<BenchFineTuningSettings>
             WeightDecay = settings.WeightDecay ?? d.WeightDecay,
             WeightAverageDecay = settings.EmaDecay ?? d.WeightAverageDecay,
             TestTimeFlip = settings.TestTimeFlip,
+            EnsembleSize = settings.Ensemble ?? d.EnsembleSize,
             HalfPrecisionBlockCache = !settings.Fp32BlockCache,
             CacheDirectory = settings.CacheDir,
             Seed = settings.Seed,
             MetricsCallback = m => console.MarkupLineInterpolated(
-                $"[grey]epoch {m.Epoch}/{m.Epochs} {m.Phase}: loss {m.TrainLoss:F3}, train acc {m.TrainAccuracy:F3}, val acc {m.ValidationScore:F3}, {m.ImagesPerSecond:F1} img/s, elapsed {m.Elapsed:hh\\:mm\\:ss}[/]"),
+                $"[grey]{(m.Members > 1 ? $"member {m.Member}/{m.Members}, " : "")}epoch {m.Epoch}/{m.Epochs} {m.Phase}: loss {m.TrainLoss:F3}, train acc {m.TrainAccuracy:F3}, val acc {m.ValidationScore:F3}, {m.ImagesPerSecond:F1} img/s, elapsed {m.Elapsed:hh\\:mm\\:ss}[/]"),
         };
         console.MarkupLineInterpolated($"{train.Count} training and {test.Count} test images, {train.Select(e => e.Label).Distinct().Count()} classes; load average {ProcessMemory.LoadAverage():F1} on {Environment.ProcessorCount} cores");
         var clock = System.Diagnostics.Stopwatch.StartNew();

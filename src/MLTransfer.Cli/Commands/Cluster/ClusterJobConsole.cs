@@ -1,3 +1,4 @@
+using MLTransfer.Diagnostics;
 using MLTransfer.Cluster.Client;
 using MLTransfer.Cluster.Hosting;
 using MLTransfer.Cluster.Jobs;

@@ -34,12 +34,13 @@ public sealed class FineTuningRunner : ITrainRunner
             WeightDecay = settings.WeightDecay ?? defaults.WeightDecay,
             WeightAverageDecay = settings.EmaDecay ?? defaults.WeightAverageDecay,
             TestTimeFlip = settings.TestTimeFlip,
+            EnsembleSize = settings.Ensemble ?? defaults.EnsembleSize,
             Resume = settings.Resume,
             OnnxExportPath = IO.OutputFile.Companion(settings.Output, ".onnx"),
             CacheDirectory = settings.CacheDir,
             MetricsCallback = m => RunnerSupport.EpochLine(console, m),
         };
-        options.CheckpointDirectory = RunnerSupport.Checkpoints(console, settings, options.Epochs);
+        options.CheckpointDirectory = RunnerSupport.Checkpoints(console, settings, options.Epochs, members: options.EnsembleSize);
         return RunnerSupport.WithTrainingProgress(console, (caching, training) =>
         {
             options.CachingProgress = caching;

@@ -1,3 +1,4 @@
+using MLTransfer.Diagnostics;
 using MLTransfer.Backbones;
 using MLTransfer.Data;
 using MLTransfer.Featurization;
@@ -126,7 +127,7 @@ public static class RunnerSupport
             {
                 var featurize = ctx.AddTask("Featurising images");
                 var train = totalEpochs > 0 ? ctx.AddTask("Training", maxValue: totalEpochs) : null;
-                var progress = new SyncProgress<FeaturizationProgress>(p =>
+                var progress = new CallbackProgress<FeaturizationProgress>(p =>
                 {
                     featurize.MaxValue = Math.Max(1, p.Total);
                     featurize.Value = p.Done;
@@ -165,19 +166,19 @@ public static class RunnerSupport
             {
                 ProgressTask? featurize = null;
                 ProgressTask? train = null;
-                var featurization = new SyncProgress<FeaturizationProgress>(p =>
+                var featurization = new CallbackProgress<FeaturizationProgress>(p =>
                 {
                     featurize ??= ctx.AddTask("Preparing images");
                     featurize.MaxValue = Math.Max(1, p.Total);
                     featurize.Value = p.Done;
                     featurize.Description = $"Preparing images (cached {p.FromCache:N0} / {p.Total:N0})";
                 });
-                var training = new SyncProgress<TrainingProgress>(p =>
+                var training = new CallbackProgress<TrainingProgress>(p =>
                 {
                     train ??= ctx.AddTask("Training");
-                    train.MaxValue = Math.Max(1, (double)p.Epochs * p.Steps);
-                    train.Value = ((p.Epoch - 1.0) * p.Steps) + p.Step;
-                    train.Description = $"Training: epoch {p.Epoch}/{p.Epochs} step {p.Step}/{p.Steps}, loss {p.TrainLoss:F3}, {p.ImagesPerSecond:F1} img/s, ETA {p.EstimatedRemaining:hh\\:mm\\:ss}";
+                    train.MaxValue = Math.Max(1, (double)p.Members * p.Epochs * p.Steps);
+                    train.Value = ((((p.Member - 1.0) * p.Epochs) + p.Epoch - 1.0) * p.Steps) + p.Step;
+                    train.Description = $"Training: {Member(p.Member, p.Members)}epoch {p.Epoch}/{p.Epochs} step {p.Step}/{p.Steps}, loss {p.TrainLoss:F3}, {p.ImagesPerSecond:F1} img/s, ETA {p.EstimatedRemaining:hh\\:mm\\:ss}";
                 });
                 result = work(featurization, training);
                 if (featurize is not null)
@@ -196,8 +197,10 @@ public static class RunnerSupport
         var validation = m.ValidationScore is { } v ? v.ToString("F4", System.Globalization.CultureInfo.InvariantCulture) : "-";
         var accuracy = double.IsNaN(m.TrainAccuracy) ? "" : $", train acc {m.TrainAccuracy:P1}";
         console.MarkupLineInterpolated(
-            $"[grey]epoch {m.Epoch}/{m.Epochs} {m.Phase}: loss {m.TrainLoss:F3}{accuracy}, validation {validation}{(m.IsBest && m.ValidationScore is not null ? " (best)" : "")}, {m.ImagesPerSecond:F1} img/s, ETA {m.EstimatedRemaining:hh\\:mm\\:ss}[/]");
+            $"[grey]{Member(m.Member, m.Members)}epoch {m.Epoch}/{m.Epochs} {m.Phase}: loss {m.TrainLoss:F3}{accuracy}, validation {validation}{(m.IsBest && m.ValidationScore is not null ? " (best)" : "")}, {m.ImagesPerSecond:F1} img/s, ETA {m.EstimatedRemaining:hh\\:mm\\:ss}[/]");
     }
+
+    private static string Member(int member, int members) => members > 1 ? $"member {member}/{members}, " : "";
 
     /// <summary>
     /// The checkpoint folder of a TorchSharp run next to the model (<c>&lt;model&gt;.checkpoints</c>, optionally a sub-folder),
@@ -207,7 +210,8 @@ public static class RunnerSupport
     /// <param name="settings">Parsed settings.</param>
     /// <param name="epochs">Epochs planned.</param>
     /// <param name="subfolder">A sub-folder for runs that train several models; null for none.</param>
-    public static string Checkpoints(IAnsiConsole console, TrainSettings settings, int epochs, string? subfolder = null)
+    /// <param name="members">The networks of an ensemble, each checkpointed in its own sub-folder (member1, member2, …).</param>
+    public static string Checkpoints(IAnsiConsole console, TrainSettings settings, int epochs, string? subfolder = null, int members = 1)
     {
         var directory = IO.OutputFile.Companion(settings.Output, ".checkpoints");
         if (subfolder is not null)
@@ -215,6 +219,9 @@ public static class RunnerSupport
         var found = TrainingCheckpoint.Find(directory);
         var note = (settings.Resume, found) switch
         {
+            _ when members > 1 => settings.Resume
+                ? $"resuming each of the {members} members from its sub-folder member1 … member{members}; finished members are not trained again"
+                : $"one sub-folder per member, member1 … member{members}, written after every epoch",
             (true, null) => "--resume: no checkpoint there yet, training from epoch 1",
             (true, { Stopped: true }) => $"resuming: the run had stopped early after epoch {found.CompletedEpochs}, nothing left to train",
             (true, _) when found.CompletedEpochs >= epochs => $"resuming: all {found.CompletedEpochs} epochs are done, nothing left to train",
@@ -224,17 +231,5 @@ public static class RunnerSupport
         };
         console.MarkupLineInterpolated($"[grey]checkpoints: {directory} ({note})[/]");
         return directory;
-    }
-
-    /// <summary>An <see cref="IProgress{T}"/> that reports synchronously on the calling thread.</summary>
-    internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
-    {
-        private readonly object _gate = new();
-
-        public void Report(T value)
-        {
-            lock (_gate)
-                report(value);
-        }
     }
 }
