@@ -187,6 +187,11 @@ public sealed class TrainSettings : CommonSettings
     [Description("Fine-tuning: train N networks with different seeds on the same split (in top-blocks mode on the same cached lower blocks) and average their logits; N times the training, the shared lower blocks run once when predicting. Default 1.")]
     public int? Ensemble { get; set; }
 
+    /// <summary>Fine-tuning: each ensemble member holds out its own validation fold.</summary>
+    [CommandOption("--ensemble-folds")]
+    [Description("Fine-tuning with --ensemble N: each member holds out its own fold of --validation-fraction (cross-validation bagging), so together they train on every image; the validation report is out-of-fold.")]
+    public bool EnsembleFolds { get; set; }
+
     /// <summary>Domain adaptation: unlabelled target folder.</summary>
     [CommandOption("--target")]
     [Description("Domain adaptation: folder of unlabelled target-domain images (sub-folders allowed, labels ignored).")]
@@ -281,6 +286,9 @@ public sealed class TrainSettings : CommonSettings
             WholeNetwork && TopBlockViews is not null ? "--top-block-views needs top-blocks mode; drop --whole-network." : null,
             ((Mixup ?? CutMix ?? WeightDecay ?? EmaDecay) is not null || Ensemble is not null || TestTimeFlip) && technique != "fine-tuning" ? $"--mixup, --cutmix, --weight-decay, --ema-decay, --ensemble and --test-time-flip are options of --technique fine-tuning, not {Technique}." : null,
             Check.AtLeast("--ensemble", Ensemble, 1, MLTransfer.Torch.FineTuning.FineTuningOptions.MaxEnsembleSize),
+            EnsembleFolds && Ensemble is null or < 2 ? "--ensemble-folds needs --ensemble N with N of at least 2." : null,
+            EnsembleFolds && Validation is not null ? "--ensemble-folds holds out each member's own fold of the training images; drop --validation." : null,
+            EnsembleFolds && ValidationFraction <= 0 ? "--ensemble-folds needs a --validation-fraction above 0." : null,
             Check.Fraction("--ema-decay", EmaDecay),
             HeadL2.Equals("auto", StringComparison.OrdinalIgnoreCase)
                 || float.TryParse(HeadL2, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var l2) && float.IsFinite(l2) && l2 >= 0

@@ -23,7 +23,7 @@ public static class Reports
             table.AddRow("Classes", Markup.Escape($"{report.Classes.Count}: {string.Join(", ", report.Classes.Take(12))}{(report.Classes.Count > 12 ? ", ..." : "")}"));
         if (report.Tasks.Count > 0)
             table.AddRow("Tasks", Markup.Escape(string.Join(", ", report.Tasks.Keys)));
-        table.AddRow("Train / validation images", $"{report.TrainCount:N0} / {report.ValidationCount:N0}");
+        table.AddRow("Train / validation images", $"{report.TrainCount:N0} / {report.ValidationCount:N0}{(report.OutOfFold ? " (out-of-fold)" : "")}");
         table.AddRow("Skipped (unreadable)", skippedCount.ToString("N0"));
         table.AddRow("Features from cache", $"{report.FromCache:N0} / {report.TrainCount + report.ValidationCount:N0}");
         table.AddRow("Featurisation time", $"{report.FeaturizationTime.TotalSeconds:F1} s");

@@ -55,7 +55,7 @@ public static class FineTuningBenchmark
             options.CutMixAlpha > 0 ? FormattableString.Invariant($", cutmix {options.CutMixAlpha}") : "",
             options.WeightDecay != new FineTuningOptions().WeightDecay ? FormattableString.Invariant($", weight decay {options.WeightDecay}") : "",
             options.WeightAverageDecay > 0 ? FormattableString.Invariant($", EMA {options.WeightAverageDecay}") : "",
-            options.EnsembleSize > 1 ? $", ensemble of {options.EnsembleSize}" : "",
+            options.EnsembleSize > 1 ? $", ensemble of {options.EnsembleSize}{(options.EnsembleFolds ? " on folds" : "")}" : "",
             options.TestTimeFlip ? ", test-time flip" : "");
         var name = $"fine-tuning: {mode}, {options.ImageSize} px, {options.Epochs} epochs{regularisation}";
         log?.Invoke($"{name}: fitting on {train.Count} images");

@@ -114,7 +114,25 @@ public sealed class FineTunedModel : IDisposable
     /// <param name="imagePaths">The image files.</param>
     /// <param name="batchSize">Images per forward pass.</param>
     /// <exception cref="InvalidDataException">An image cannot be decoded.</exception>
-    public float[][] PredictProbabilities(IReadOnlyList<string> imagePaths, int batchSize = 32)
+    public float[][] PredictProbabilities(IReadOnlyList<string> imagePaths, int batchSize = 32) => Predict(imagePaths, null, batchSize);
+
+    /// <summary>
+    /// Class probabilities of one ensemble member alone (with <see cref="TestTimeFlip"/> when the model has it), for image
+    /// files decoded like <see cref="PredictProbabilities(IReadOnlyList{string}, int)"/>; out-of-fold scores of an ensemble
+    /// trained with <see cref="FineTuningOptions.EnsembleFolds"/> come from here.
+    /// </summary>
+    /// <param name="imagePaths">The image files.</param>
+    /// <param name="member">The member, from 0 to <see cref="EnsembleSize"/> − 1.</param>
+    /// <param name="batchSize">Images per forward pass.</param>
+    /// <exception cref="InvalidDataException">An image cannot be decoded.</exception>
+    public float[][] PredictMemberProbabilities(IReadOnlyList<string> imagePaths, int member, int batchSize = 32)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(member);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(member, EnsembleSize);
+        return Predict(imagePaths, member, batchSize);
+    }
+
+    private float[][] Predict(IReadOnlyList<string> imagePaths, int? member, int batchSize)
     {
         ArgumentNullException.ThrowIfNull(imagePaths);
         var result = new float[imagePaths.Count][];
@@ -124,7 +142,7 @@ public sealed class FineTunedModel : IDisposable
             using (batch)
             using (NewDisposeScope())
             {
-                var flat = F.softmax(Logits(batch.Input), 1).data<float>().ToArray();
+                var flat = F.softmax(Logits(batch.Input, member), 1).data<float>().ToArray();
                 var classes = ClassNames.Count;
                 for (var k = 0; k < batch.Count; k++)
                     result[batch.Items[k]] = flat.AsSpan(k * classes, classes).ToArray();
@@ -134,19 +152,21 @@ public sealed class FineTunedModel : IDisposable
     }
 
     // The head is linear, so the mean of the two images' logits is the head applied to the mean of their features.
-    private Tensor Logits(Tensor pixels) =>
-        TestTimeFlip ? MemberMean(pixels).Plus(MemberMean(pixels.flip(3))).Times(0.5) : MemberMean(pixels);
+    private Tensor Logits(Tensor pixels, int? member = null) =>
+        TestTimeFlip ? MemberMean(pixels, member).Plus(MemberMean(pixels.flip(3), member)).Times(0.5) : MemberMean(pixels, member);
 
-    // The members' mean logits; the shared lower blocks run once.
-    private Tensor MemberMean(Tensor pixels)
+    // The members' mean logits (or one member's); the shared lower blocks run once.
+    private Tensor MemberMean(Tensor pixels, int? member)
     {
         if (_members.Count == 1)
             return _network.forward(pixels);
         var shared = _sharedValue == InputName ? pixels
             : _network.Backbone.Run(new Dictionary<string, Tensor>(StringComparer.Ordinal) { [InputName] = pixels }, _sharedValue)[_sharedValue];
+        if (member is { } only)
+            return _members[only].forward(shared);
         var sum = _members[0].forward(shared);
-        foreach (var member in _members.Skip(1))
-            sum = sum.Plus(member.forward(shared));
+        foreach (var other in _members.Skip(1))
+            sum = sum.Plus(other.forward(shared));
         return sum.Times(1.0 / _members.Count);
     }
 

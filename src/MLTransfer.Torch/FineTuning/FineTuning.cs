@@ -59,26 +59,43 @@ public sealed class FineTuningEstimator : IEstimator<TransferModel>
             .ToList();
         var rejectedPaths = rejected.Select(r => r.Path).ToHashSet(StringComparer.Ordinal);
         var usable = examples.Where(e => !rejectedPaths.Contains(e.ImagePath)).ToList();
-        var (train, validation) = _options.Validation is { } explicitValidation ? (usable, explicitValidation)
+        // With EnsembleFolds the trainer gives every member its own fold; the report is then out-of-fold.
+        var folds = _options.EnsembleFolds && _options.EnsembleSize > 1;
+        var (train, validation) = folds ? (usable, [])
+            : _options.Validation is { } explicitValidation ? (usable, explicitValidation)
             : _options.ValidationFraction > 0 ? ImageFolder.StratifiedSplit(usable, _options.ValidationFraction, _options.Seed)
             : (usable, []);
 
         var clock = Stopwatch.StartNew();
-        using var model = new FineTuningTrainer(_options).Fit(train, validation);
+        using var model = new FineTuningTrainer(_options).Fit(train, folds ? null : validation);
         var trainingTime = clock.Elapsed;
 
         var chain = model.ToMLNet(_mlContext, train[0].ImagePath, _options.GraphDirectory);
         if (_options.OnnxExportPath is { } onnxPath)
             model.SaveOnnx(onnxPath);
 
+        var scored = new List<(ImageExample Example, float[] Scores)>();
+        if (folds)
+        {
+            for (var member = 0; member < model.EnsembleSize; member++)
+            {
+                var held = FineTuningTrainer.MemberSplit(usable, _options, member).Validation;
+                scored.AddRange(held.Zip(model.PredictMemberProbabilities(held.Select(e => e.ImagePath).ToArray(), member)));
+            }
+            validation = scored.Select(s => s.Example).ToList();
+        }
+        else if (validation.Count > 0)
+        {
+            scored.AddRange(validation.Zip(model.PredictProbabilities(validation.Select(e => e.ImagePath).ToArray())));
+        }
+
         ClassificationReport? report = null;
         IReadOnlyList<ImagePrediction> predictions = [];
-        if (validation.Count > 0)
+        if (scored.Count > 0)
         {
             var index = model.ClassNames.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i, StringComparer.Ordinal);
-            var scores = model.PredictProbabilities(validation.Select(e => e.ImagePath).ToArray());
-            report = ClassificationReport.Compute(model.ClassNames, validation.Select(e => index[e.Label]).ToArray(), scores);
-            predictions = validation.Select((e, i) => new ImagePrediction(e.ImagePath, e.Label, scores[i])).ToList();
+            report = ClassificationReport.Compute(model.ClassNames, scored.Select(s => index[s.Example.Label]).ToArray(), scored.Select(s => s.Scores).ToArray());
+            predictions = scored.Select(s => new ImagePrediction(s.Example.ImagePath, s.Example.Label, s.Scores)).ToList();
         }
 
         return new TransferModel(chain, new TrainingReport
@@ -87,6 +104,7 @@ public sealed class FineTuningEstimator : IEstimator<TransferModel>
             Classes = model.ClassNames,
             TrainCount = train.Count,
             ValidationCount = validation.Count,
+            OutOfFold = folds,
             Rejected = rejected,
             Validation = report,
             ValidationPredictions = predictions,

@@ -1,3 +1,4 @@
+using System.Globalization;
 using MLTransfer.Torch.Training;
 
 namespace MLTransfer.Torch.FineTuning;
@@ -111,12 +112,13 @@ public sealed class FineTuningOptions : Training.ILoopSettings
 
     /// <summary>
     /// How many networks to train and average (an ensemble, Hansen &amp; Salamon 1990; Lakshminarayanan et al. 2017): the
-    /// first is the network a single run trains, the others train the same way on the same split, each with its own seed
+    /// first is the network a single run trains, the others train the same way on the same split (or each on its own fold,
+    /// <see cref="EnsembleFolds"/>), each with its own seed
     /// (head initialisation, shuffling, drawn views and mixing). In top-blocks mode they share the cached lower-block
     /// outputs, so each extra member costs its training epochs only, and the exported model runs the frozen lower blocks
     /// once and each member's trained blocks on their output (with ResNet18's top 2 blocks, about a quarter of the
     /// backbone's work per extra member); in whole-network mode every member is a whole backbone. Predictions average the
-    /// members' logits. The validation metrics reported at the end are the ensemble's; each member picks its best epoch
+    /// members' logits. The validation metrics reported at the end are the ensemble's (out-of-fold with folds); each member picks its best epoch
     /// and stops early on its own. With <see cref="CheckpointDirectory"/>, member k writes its checkpoints to the sub-folder
     /// <c>member{k}</c> (counted from 1), so a resumed run skips finished members. The default value is 1 (one network).
     /// </summary>
@@ -124,6 +126,19 @@ public sealed class FineTuningOptions : Training.ILoopSettings
 
     /// <summary>The largest <see cref="EnsembleSize"/> accepted.</summary>
     public const int MaxEnsembleSize = 16;
+
+    /// <summary>
+    /// Whether each member of an ensemble holds out its own validation fold (cross-validation bagging) instead of all
+    /// sharing one split: member k holds out the k-th <see cref="ValidationFraction"/> of every class in the seeded shuffle
+    /// of the single run's split (<see cref="Data.ImageFolder.StratifiedSplit"/> with fold k − 1), so member 1 is still the
+    /// single run, the members' validation images are disjoint, and together they train on every image while each still
+    /// picks its best epoch and stops early on images it never saw. Needs a split of the training images
+    /// (<see cref="ValidationFraction"/> &gt; 0, no <see cref="Validation"/>) and at most ⌊1 / ValidationFraction⌋ members.
+    /// The validation metrics reported at the end are then out-of-fold: every held-out image scored by the one member that
+    /// did not train on it, an estimate for one member (the ensemble does at least as well on new images). Ignored with one
+    /// member. The default value is false (one shared split).
+    /// </summary>
+    public bool EnsembleFolds { get; set; }
 
     /// <summary>
     /// The share of each class held out (stratified) as the validation split that reports accuracy, picks the best
@@ -228,6 +243,9 @@ public sealed class FineTuningOptions : Training.ILoopSettings
     /// <summary>Receives progress of the pass that caches lower-block outputs in top-blocks mode. The default value is null.</summary>
     public IProgress<Featurization.FeaturizationProgress>? CachingProgress { get; set; }
 
+    // How many disjoint validation folds a fraction allows (10 for 0.1).
+    internal static int MaxFolds(double validationFraction) => (int)Math.Floor((1 / validationFraction) + 1e-9);
+
     /// <summary>Throws when an option is out of range.</summary>
     internal void Validate()
     {
@@ -280,6 +298,14 @@ public sealed class FineTuningOptions : Training.ILoopSettings
         ArgumentOutOfRangeException.ThrowIfLessThan(TopBlocks, 1, nameof(TopBlocks));
         if (EnsembleSize is < 1 or > MaxEnsembleSize)
             throw new ArgumentOutOfRangeException(nameof(EnsembleSize), EnsembleSize, $"must be between 1 and {MaxEnsembleSize}.");
+        if (EnsembleFolds && EnsembleSize > 1)
+        {
+            if (Validation is not null || ValidationFraction <= 0)
+                throw new ArgumentException("EnsembleFolds needs a validation split of the training images (ValidationFraction > 0 and no explicit Validation set).", nameof(EnsembleFolds));
+            if (EnsembleSize > MaxFolds(ValidationFraction))
+                throw new ArgumentOutOfRangeException(nameof(EnsembleSize), EnsembleSize, string.Create(CultureInfo.InvariantCulture,
+                    $"with EnsembleFolds and a validation fraction of {ValidationFraction}, at most {MaxFolds(ValidationFraction)} members hold out disjoint folds."));
+        }
         ArgumentOutOfRangeException.ThrowIfLessThan(TopBlockViews, 1, nameof(TopBlockViews));
         ArgumentOutOfRangeException.ThrowIfLessThan(BlockCacheMaxBytes, 1, nameof(BlockCacheMaxBytes));
         if (DataThreads is < 1)

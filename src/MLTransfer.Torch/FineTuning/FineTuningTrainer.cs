@@ -41,10 +41,14 @@ public sealed class FineTuningTrainer
         ArgumentNullException.ThrowIfNull(train);
         var o = _options;
         validation ??= o.Validation;
-        if (validation is null && o.ValidationFraction > 0)
+        var folds = o.EnsembleFolds && o.EnsembleSize > 1;
+        if (folds && validation is not null)
+            throw new ArgumentException("With EnsembleFolds the members split the training images themselves; pass no validation set.", nameof(validation));
+        var all = train;
+        if (!folds && validation is null && o.ValidationFraction > 0)
             (train, validation) = ImageFolder.StratifiedSplit(train, o.ValidationFraction, o.Seed);
         validation ??= [];
-        var classNames = train.Select(i => i.Label).Distinct().Order(StringComparer.Ordinal).ToArray();
+        var classNames = all.Select(i => i.Label).Distinct().Order(StringComparer.Ordinal).ToArray();
         if (classNames.Length < 2)
             throw new ArgumentException("Fine-tuning needs images of at least two classes.", nameof(train));
         var index = classNames.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i, StringComparer.Ordinal);
@@ -59,31 +63,29 @@ public sealed class FineTuningTrainer
         try
         {
             var augmenter = new ImageAugmenter(o.ImageSize, o.RandomResizedCropMinScale, o.RandomResizedCropMaxScale, o.HorizontalFlip, o.ColorJitter);
-            var trainPaths = train.Select(e => e.ImagePath).ToList();
-            var validationPaths = validation.Select(e => e.ImagePath).ToList();
-            IRowSource trainRows, validationRows;
-            var firstTrainedBlock = 0;
-            var sharedValue = split.Backbone.InputName;
-            if (o.TrainTopBlocksOnly)
+            var firstTrainedBlock = o.TrainTopBlocksOnly ? split.FirstTrainedBlock(o.TopBlocks) : 0;
+            var sharedValue = o.TrainTopBlocksOnly ? split.Cut(o.TopBlocks) : split.Backbone.InputName;
+            var cache = new BlockCacheSettings(BlockCacheSettings.FolderIn(o.CacheDirectory), o.BlockCacheMaxBytes, o.HalfPrecisionBlockCache);
+            var views = augmenter.IsIdentity ? 1 : o.TopBlockViews;
+
+            // In top-blocks mode the rows are cached lower-block outputs (the members of a folds ensemble find theirs
+            // cached by the first); otherwise the image files, decoded and augmented as they stream.
+            (IRowSource Rows, int[] Labels) Source(IReadOnlyList<ImageExample> examples, bool training)
             {
-                firstTrainedBlock = split.FirstTrainedBlock(o.TopBlocks);
-                sharedValue = split.Cut(o.TopBlocks);
-                var cache = new BlockCacheSettings(BlockCacheSettings.FolderIn(o.CacheDirectory), o.BlockCacheMaxBytes, o.HalfPrecisionBlockCache);
-                var views = augmenter.IsIdentity ? 1 : o.TopBlockViews;
-                trainRows = BlockOutputs.Prepare(split, description, sharedValue, o.ImageSize, trainPaths, views, augmenter, o.Seed, cache, o.CachingProgress, cancellationToken);
-                validationRows = BlockOutputs.Prepare(split, description, sharedValue, o.ImageSize, validationPaths, 1, null, o.Seed, cache, o.CachingProgress, cancellationToken);
-            }
-            else
-            {
-                trainRows = new ImageFileRows(trainPaths, o.ImageSize, augmenter);
-                validationRows = new ImageFileRows(validationPaths, o.ImageSize);
+                var paths = examples.Select(e => e.ImagePath).ToList();
+                IRowSource rows = !o.TrainTopBlocksOnly ? new ImageFileRows(paths, o.ImageSize, training ? augmenter : null)
+                    : BlockOutputs.Prepare(split, description, sharedValue, o.ImageSize, paths, training ? views : 1, training ? augmenter : null, o.Seed, cache, o.CachingProgress, cancellationToken);
+                return (rows, examples.Select(e => index[e.Label]).ToArray());
             }
 
-            var trainLabels = train.Select(e => index[e.Label]).ToArray();
-            var validationLabels = validation.Select(e => index[e.Label]).ToArray();
+            ((IRowSource Rows, int[] Labels) Train, (IRowSource Rows, int[] Labels) Validation)? shared =
+                folds ? null : (Source(train, training: true), Source(validation, training: false));
             var history = new List<TrainingEpochMetrics>();
             for (var member = 0; member < o.EnsembleSize; member++)
             {
+                if (folds)
+                    (train, validation) = MemberSplit(all, o, member);
+                var (trainSource, validationSource) = shared ?? (Source(train, training: true), Source(validation, training: false));
                 var seed = MemberSeed(o.Seed, member);
                 if (member > 0)
                 {
@@ -106,7 +108,7 @@ public sealed class FineTuningTrainer
                     o.Optimizer.ToString(),
                     FormattableString.Invariant($"mix{o.MixupAlpha}/{o.CutMixAlpha}"),
                     description.Identity);
-                var objective = new FineTuningObjective(network, trainRows, trainLabels, validationRows, validationLabels, o, firstTrainedBlock, runKey);
+                var objective = new FineTuningObjective(network, trainSource.Rows, trainSource.Labels, validationSource.Rows, validationSource.Labels, o, firstTrainedBlock, runKey);
                 history.AddRange(TrainingLoop.Run(objective, MemberPlan(o, member), cancellationToken)
                     .Select(m => m with { Member = member + 1, Members = o.EnsembleSize }));
             }
@@ -127,6 +129,13 @@ public sealed class FineTuningTrainer
     /// </summary>
     internal static int MemberSeed(int seed, int member) =>
         member == 0 ? seed : (int)(BatchStream.Mix(seed, member, 7) & int.MaxValue);
+
+    /// <summary>
+    /// The training and validation images of ensemble member <paramref name="member"/> (counted from 0) under
+    /// <see cref="FineTuningOptions.EnsembleFolds"/>: fold <paramref name="member"/> of the run's seeded stratified split.
+    /// </summary>
+    internal static (IReadOnlyList<ImageExample> Train, IReadOnlyList<ImageExample> Validation) MemberSplit(IReadOnlyList<ImageExample> examples, FineTuningOptions o, int member) =>
+        ImageFolder.StratifiedSplit(examples, o.ValidationFraction, o.Seed, member);
 
     // The loop's plan for one member: its seed, its checkpoint sub-folder and its member number on every report.
     private static TrainingPlan MemberPlan(FineTuningOptions o, int member)

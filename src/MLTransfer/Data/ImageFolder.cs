@@ -138,15 +138,22 @@ public sealed class ImageFolder
     public (IReadOnlyList<ImageExample> Train, IReadOnlyList<ImageExample> Validation) Split(double validationFraction, int seed)
         => StratifiedSplit(Examples, validationFraction, seed);
 
-    /// <summary>Stratified, seeded train/validation split of labelled examples.</summary>
+    /// <summary>
+    /// Stratified, seeded train/validation split of labelled examples. Fold k holds out the k-th run of
+    /// <paramref name="validationFraction"/> of each class in the same seeded shuffle (wrapping round a small class), so
+    /// fold 0 is the plain split and folds 0 … ⌊1 / <paramref name="validationFraction"/>⌋ − 1 hold out disjoint images
+    /// (cross-validation folds).
+    /// </summary>
     /// <param name="examples">The examples.</param>
     /// <param name="validationFraction">Share of each class held out, in (0, 1).</param>
     /// <param name="seed">Seed of the shuffle.</param>
+    /// <param name="fold">Which run of each class's shuffle is held out, from 0.</param>
     public static (IReadOnlyList<ImageExample> Train, IReadOnlyList<ImageExample> Validation) StratifiedSplit(
-        IReadOnlyList<ImageExample> examples, double validationFraction, int seed)
+        IReadOnlyList<ImageExample> examples, double validationFraction, int seed, int fold = 0)
     {
         if (validationFraction is <= 0 or >= 1)
             throw new ArgumentOutOfRangeException(nameof(validationFraction), validationFraction, "The validation fraction must be between 0 and 1 (exclusive).");
+        ArgumentOutOfRangeException.ThrowIfNegative(fold);
         var train = new List<ImageExample>();
         var validation = new List<ImageExample>();
         foreach (var group in examples.GroupBy(e => e.Label).OrderBy(g => g.Key, StringComparer.Ordinal))
@@ -154,8 +161,9 @@ public sealed class ImageFolder
             var items = group.ToArray();
             new Random(unchecked(seed * 397 ^ StableHash(group.Key))).Shuffle(items);
             var held = items.Length < 2 ? 0 : Math.Clamp((int)Math.Round(items.Length * validationFraction), 1, items.Length - 1);
-            validation.AddRange(items.Take(held));
-            train.AddRange(items.Skip(held));
+            var start = items.Length == 0 ? 0 : (int)((long)fold * held % items.Length);
+            for (var i = 0; i < items.Length; i++)
+                ((i - start + items.Length) % items.Length < held ? validation : train).Add(items[i]);
         }
         return (train, validation);
     }

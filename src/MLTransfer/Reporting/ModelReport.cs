@@ -88,7 +88,7 @@ public sealed class ModelReport
         };
         if (r.Tasks.Count > 0)
             summary.Add(new("Tasks", string.Join(", ", r.Tasks.Keys)));
-        summary.Add(new("Train / validation images", $"{r.TrainCount:N0} / {r.ValidationCount:N0}"));
+        summary.Add(new("Train / validation images", $"{r.TrainCount:N0} / {r.ValidationCount:N0}{(r.OutOfFold ? " (out-of-fold)" : "")}"));
         summary.Add(new("Rejected (unreadable)", allRejected.Count.ToString("N0")));
         if (r.FromCache > 0)
             summary.Add(new("Features from cache", $"{r.FromCache:N0}"));

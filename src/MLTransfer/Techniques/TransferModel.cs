@@ -62,8 +62,14 @@ public sealed class TrainingReport
     /// <summary>Images used for training.</summary>
     public int TrainCount { get; init; }
 
-    /// <summary>Images held out for validation.</summary>
+    /// <summary>Images held out for validation (with <see cref="OutOfFold"/>, the members' folds together).</summary>
     public int ValidationCount { get; init; }
+
+    /// <summary>
+    /// Whether the validation metrics are out-of-fold: an ensemble whose members each held out their own fold, every
+    /// held-out image scored by the one member that did not train on it (so <see cref="TrainCount"/> is every image).
+    /// </summary>
+    public bool OutOfFold { get; init; }
 
     /// <summary>Images that could not be used, with the reason.</summary>
     public IReadOnlyList<Data.RejectedImage> Rejected { get; init; } = [];

@@ -51,14 +51,15 @@ public class TorchTrainingCliTests
     }
 
     [Test]
-    public void Should_fine_tune_an_ensemble_with_a_checkpoint_folder_per_member_and_refuse_a_size_out_of_range()
+    public void Should_fine_tune_a_folds_ensemble_with_a_checkpoint_folder_per_member_and_refuse_a_size_out_of_range()
     {
         var folder = TestData.CopySample(4, "0", "1");
         var model = Path.Combine(TestData.TempFolder(), "ensemble.zip");
         var (code, output, error) = CliTests.Run("train", folder, "--technique", "fine-tuning", "--output", model, "--image-size", "32", "--epochs", "2",
-            "--batch-size", "4", "--validation-fraction", "0.25", "--no-plots", "--no-report", "--ensemble", "2", "--cache-dir", Path.Combine(TestData.TempFolder(), "cache"));
+            "--batch-size", "4", "--validation-fraction", "0.25", "--no-plots", "--no-report", "--ensemble", "2", "--ensemble-folds", "--cache-dir", Path.Combine(TestData.TempFolder(), "cache"));
         Assert.That(code, Is.Zero, error + output);
         Assert.That(output, Does.Contain("member 1/2, epoch 2/2 TopBlocks").And.Contain("member 2/2, epoch 2/2 TopBlocks"));
+        Assert.That(output, Does.Contain("8 / 4 (out-of-fold)"), "each member held out its own image of each class: 2 members × 2 classes");
         Assert.That(output, Does.Contain("one sub-folder per member"));
         var checkpoints = Path.ChangeExtension(model, null) + ".checkpoints";
         Assert.That(new[] { "member1", "member2" }.Select(m => File.Exists(Path.Combine(checkpoints, m, "training.checkpoint"))), Is.All.True);
@@ -67,6 +68,9 @@ public class TorchTrainingCliTests
         (code, _, error) = CliTests.Run(FineTune(folder, model, "--ensemble", "0", "--force"));
         Assert.That(code, Is.EqualTo(2));
         Assert.That(error, Does.Contain("--ensemble must be between 1 and 16 (got 0)"));
+        (code, _, error) = CliTests.Run(FineTune(folder, model, "--ensemble-folds", "--force"));
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(error, Does.Contain("--ensemble-folds needs --ensemble N with N of at least 2."));
         (code, _, error) = CliTests.Run("train", folder, "--output", model, "--ensemble", "2", "--force");
         Assert.That(code, Is.EqualTo(2));
         Assert.That(error, Does.Contain("--ensemble and --test-time-flip are options of --technique fine-tuning"));

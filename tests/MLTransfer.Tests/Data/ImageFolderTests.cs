@@ -113,4 +113,22 @@ public class ImageFolderTests
         Assert.That(trainA.Concat(validationA).Select(e => e.ImagePath), Is.EquivalentTo(examples.Select(e => e.ImagePath)));
         Assert.That(trainB, Has.Count.EqualTo(21));
     }
+
+    [Test]
+    public void Should_hold_out_disjoint_stratified_folds_the_first_of_which_is_the_plain_split()
+    {
+        var examples = TestData.SampleSubset(10, "0", "1", "2");
+        var (_, plain) = ImageFolder.StratifiedSplit(examples, 0.3, 5);
+        var folds = Enumerable.Range(0, 3).Select(k => ImageFolder.StratifiedSplit(examples, 0.3, 5, fold: k)).ToArray();
+        Assert.That(folds[0].Validation.Select(e => e.ImagePath), Is.EqualTo(plain.Select(e => e.ImagePath)));
+        var held = folds.SelectMany(f => f.Validation.Select(e => e.ImagePath)).ToArray();
+        Assert.That(held, Is.Unique.And.Length.EqualTo(27), "three folds of 3 images per class, no image twice");
+        foreach (var (train, validation) in folds)
+        {
+            Assert.That(validation.GroupBy(e => e.Label).Select(g => g.Count()), Is.EqualTo(new[] { 3, 3, 3 }));
+            Assert.That(train.Concat(validation).Select(e => e.ImagePath), Is.EquivalentTo(examples.Select(e => e.ImagePath)));
+        }
+        var wrapped = ImageFolder.StratifiedSplit(examples, 0.3, 5, fold: 3).Validation;
+        Assert.That(wrapped.GroupBy(e => e.Label).Select(g => g.Count()), Is.EqualTo(new[] { 3, 3, 3 }), "a fold past the end wraps round the class");
+    }
 }

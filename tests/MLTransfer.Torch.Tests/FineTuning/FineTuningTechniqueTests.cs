@@ -104,6 +104,24 @@ public class FineTuningTechniqueTests
     }
 
     [Test]
+    public void Should_report_out_of_fold_validation_for_a_folds_ensemble()
+    {
+        var ml = new MLContext(seed: 0);
+        var images = Images(classes: 2, perClass: 4);
+        var options = new FineTuningOptions
+        {
+            Epochs = 1, UnfreezeAfterEpochs = 0, BatchSize = 3, ImageSize = 64, ValidationFraction = 0.5, Seed = 2,
+            TrainTopBlocksOnly = false, EnsembleSize = 2, EnsembleFolds = true,
+        };
+        var model = ml.Transfer().FineTuning(options).Fit(TransferData.ToDataView(ml, images));
+        Assert.That((model.Report.OutOfFold, model.Report.TrainCount, model.Report.ValidationCount), Is.EqualTo((true, 8, 8)),
+            "two halves: every image held out by exactly one member, every image trained on");
+        Assert.That(model.Report.ValidationPredictions.Select(p => p.ImagePath), Is.EquivalentTo(images.Select(i => i.ImagePath)));
+        Assert.That(model.Report.ValidationPredictions.Select(p => p.Label), Is.EqualTo(model.Report.ValidationPredictions.Select(p => images.Single(i => i.ImagePath == p.ImagePath).Label)));
+        Assert.That(model.Report.Validation!.Count, Is.EqualTo(8));
+    }
+
+    [Test]
     public void Should_pass_the_estimator_checks()
     {
         var ml = new MLContext(seed: 0);

@@ -165,6 +165,44 @@ public class FineTuningTrainerTests
     }
 
     [Test]
+    public void Should_train_each_member_of_a_folds_ensemble_like_a_single_run_on_its_own_fold()
+    {
+        var images = Images(classes: 2, perClass: 4);
+        var cache = TestData.TempFolder();
+        try
+        {
+            void Folds(FineTuningOptions o)
+            {
+                o.ValidationFraction = 0.5;
+                o.TrainTopBlocksOnly = true;
+                o.CacheDirectory = cache;
+            }
+            var ensembleOptions = Tiny(o => { Folds(o); o.EnsembleSize = 2; o.EnsembleFolds = true; });
+            using var ensemble = new FineTuningTrainer(ensembleOptions).Fit(images);
+
+            // The ground truth for member 2: a single run with its seed, trained on the images outside its fold and
+            // validated on the fold, which the test picks by hand as the other half of each class's shuffle.
+            var (_, firstFold) = ImageFolder.StratifiedSplit(images, 0.5, 7);
+            var secondFold = images.Where(i => !firstFold.Contains(i)).ToArray();
+            Assert.That(FineTuningTrainer.MemberSplit(images, ensembleOptions, 1).Validation, Is.EquivalentTo(secondFold));
+            using var second = new FineTuningTrainer(Tiny(o => { Folds(o); o.Seed = FineTuningTrainer.MemberSeed(7, 1); }))
+                .Fit(firstFold, secondFold);
+            var paths = images.Select(i => i.ImagePath).ToArray();
+            Assert.That(TestData.MaxAbsDifference(
+                    ensemble.PredictMemberProbabilities(paths, 1).SelectMany(p => p).ToArray(),
+                    second.PredictProbabilities(paths).SelectMany(p => p).ToArray()),
+                Is.LessThanOrEqualTo(1e-5));
+            Assert.That(ensemble.History.Select(m => m.ValidationScore), Has.All.Not.Null, "each member validates on its fold");
+            Assert.Throws<ArgumentException>(() => new FineTuningTrainer(ensembleOptions).Fit(firstFold, secondFold));
+            Assert.Throws<ArgumentOutOfRangeException>(() => new FineTuningTrainer(Tiny(o => { Folds(o); o.EnsembleSize = 3; o.EnsembleFolds = true; })));
+        }
+        finally
+        {
+            Directory.Delete(cache, recursive: true);
+        }
+    }
+
+    [Test]
     public void Should_checkpoint_each_ensemble_member_in_its_folder_and_resume_a_finished_run_without_training()
     {
         var dir = TestData.TempFolder();

@@ -85,6 +85,11 @@ public sealed class BenchFineTuningSettings : BenchSplitSettings
     [Description("Networks trained with different seeds and averaged (1, the default: one).")]
     public int? Ensemble { get; set; }
 
+    /// <summary>Ensemble folds.</summary>
+    [CommandOption("--ensemble-folds")]
+    [Description("Each ensemble member holds out its own validation fold, so together they train on every image.")]
+    public bool EnsembleFolds { get; set; }
+
     /// <summary>Full-precision block cache.</summary>
     [CommandOption("--fp32-block-cache")]
     [Description("Cache lower-block outputs as 32-bit floats instead of 16-bit (to measure the difference).")]
@@ -110,7 +115,8 @@ public sealed class BenchFineTuningSettings : BenchSplitSettings
         Check.NonNegativeFinite("--cutmix", CutMix),
         Check.NonNegativeFinite("--weight-decay", WeightDecay),
         Check.Fraction("--ema-decay", EmaDecay),
-        Check.AtLeast("--ensemble", Ensemble, 1, MLTransfer.Torch.FineTuning.FineTuningOptions.MaxEnsembleSize));
+        Check.AtLeast("--ensemble", Ensemble, 1, MLTransfer.Torch.FineTuning.FineTuningOptions.MaxEnsembleSize),
+        EnsembleFolds && Ensemble is null or < 2 ? "--ensemble-folds needs --ensemble N with N of at least 2." : null);
 
 }
 
@@ -143,6 +149,7 @@ public sealed class BenchFineTuningCommand : Command<BenchFineTuningSettings>
             WeightAverageDecay = settings.EmaDecay ?? d.WeightAverageDecay,
             TestTimeFlip = settings.TestTimeFlip,
             EnsembleSize = settings.Ensemble ?? d.EnsembleSize,
+            EnsembleFolds = settings.EnsembleFolds,
             HalfPrecisionBlockCache = !settings.Fp32BlockCache,
             CacheDirectory = settings.CacheDir,
             Seed = settings.Seed,

@@ -35,6 +35,7 @@ public sealed class FineTuningRunner : ITrainRunner
             WeightAverageDecay = settings.EmaDecay ?? defaults.WeightAverageDecay,
             TestTimeFlip = settings.TestTimeFlip,
             EnsembleSize = settings.Ensemble ?? defaults.EnsembleSize,
+            EnsembleFolds = settings.EnsembleFolds,
             Resume = settings.Resume,
             OnnxExportPath = IO.OutputFile.Companion(settings.Output, ".onnx"),
             CacheDirectory = settings.CacheDir,
