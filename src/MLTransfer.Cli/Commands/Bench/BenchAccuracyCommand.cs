@@ -34,11 +34,13 @@ public class BenchSplitSettings : CommonSettings
 
     /// <summary>Seed.</summary>
     [CommandOption("--seed")]
+    [Description("Seed of the split, shuffles and initialisation (default 1).")]
     [DefaultValue(1)]
     public int Seed { get; set; } = 1;
 
     /// <summary>JSON output.</summary>
     [CommandOption("--json")]
+    [Description("Print the result as JSON instead of a table.")]
     public bool Json { get; set; }
 
     /// <summary>The training and test images these settings describe.</summary>

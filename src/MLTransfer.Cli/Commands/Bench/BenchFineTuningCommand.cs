@@ -15,26 +15,32 @@ public sealed class BenchFineTuningSettings : BenchSplitSettings
 {
     /// <summary>Image size.</summary>
     [CommandOption("--image-size")]
+    [Description("Square input size in pixels (default: the backbone's, 224 for resnet18).")]
     public int? ImageSize { get; set; }
 
     /// <summary>Epochs.</summary>
     [CommandOption("--epochs")]
+    [Description("Epochs (default 10).")]
     public int? Epochs { get; set; }
 
     /// <summary>Batch size.</summary>
     [CommandOption("--batch-size")]
+    [Description("Images per gradient step (default 32).")]
     public int? BatchSize { get; set; }
 
     /// <summary>Learning rate.</summary>
     [CommandOption("--learning-rate")]
+    [Description("Peak learning rate of the one-cycle schedule (default 0.001).")]
     public double? LearningRate { get; set; }
 
     /// <summary>Head-only epochs.</summary>
     [CommandOption("--unfreeze-after")]
+    [Description("Epochs training the head only before the trained blocks unfreeze (default 1).")]
     public int? UnfreezeAfter { get; set; }
 
     /// <summary>Early-stopping patience.</summary>
     [CommandOption("--patience")]
+    [Description("Epochs without a better validation accuracy before training stops (default 3).")]
     public int? Patience { get; set; }
 
     /// <summary>Top-blocks mode.</summary>
@@ -49,10 +55,12 @@ public sealed class BenchFineTuningSettings : BenchSplitSettings
 
     /// <summary>Trained top blocks.</summary>
     [CommandOption("--top-blocks")]
+    [Description("Top residual blocks trained in top-blocks mode (default 2).")]
     public int? TopBlocks { get; set; }
 
     /// <summary>Views per image in top-blocks mode.</summary>
     [CommandOption("--top-block-views")]
+    [Description("Cached views per training image in top-blocks mode: the exact one and N-1 augmented ones (default 3).")]
     public int? TopBlockViews { get; set; }
 
     /// <summary>Mixup's α.</summary>
@@ -97,6 +105,7 @@ public sealed class BenchFineTuningSettings : BenchSplitSettings
 
     /// <summary>Cache folder.</summary>
     [CommandOption("--cache-dir")]
+    [Description("Folder of the bottleneck and block caches (default: the user cache folder).")]
     public string? CacheDir { get; set; }
 
     /// <summary>Skip the peer.</summary>
