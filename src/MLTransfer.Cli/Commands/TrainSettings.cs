@@ -5,7 +5,7 @@ using Spectre.Console.Cli;
 namespace MLTransfer.Cli.Commands;
 
 /// <summary>Arguments of <c>mltransfer train</c>. Technique-specific options are ignored by other techniques.</summary>
-public sealed class TrainSettings : CommonSettings
+public sealed class TrainSettings : CommonSettings, IFineTuningSettings
 {
     /// <summary>Folder with one sub-folder per class (for multi-task: optional when --manifest is given).</summary>
     [CommandArgument(0, "[folder]")]
@@ -131,6 +131,9 @@ public sealed class TrainSettings : CommonSettings
     [CommandOption("--learning-rate")]
     [Description("Learning rate.")]
     public float? LearningRate { get; set; }
+
+    // The fine-tuning options take it as a double (the value as parsed, widened).
+    double? IFineTuningSettings.LearningRate => LearningRate;
 
     /// <summary>Fine-tuning: epochs with the backbone frozen before unfreezing.</summary>
     [CommandOption("--unfreeze-after")]
@@ -285,17 +288,12 @@ public sealed class TrainSettings : CommonSettings
             WholeNetwork && TopBlocksOnly ? "--whole-network and --top-blocks-only exclude each other." : null,
             WholeNetwork && TopBlockViews is not null ? "--top-block-views needs top-blocks mode; drop --whole-network." : null,
             ((Mixup ?? CutMix ?? WeightDecay ?? EmaDecay) is not null || Ensemble is not null || TestTimeFlip) && technique != "fine-tuning" ? $"--mixup, --cutmix, --weight-decay, --ema-decay, --ensemble and --test-time-flip are options of --technique fine-tuning, not {Technique}." : null,
-            Check.AtLeast("--ensemble", Ensemble, 1, MLTransfer.Torch.FineTuning.FineTuningOptions.MaxEnsembleSize),
-            EnsembleFolds && Ensemble is null or < 2 ? "--ensemble-folds needs --ensemble N with N of at least 2." : null,
+            FineTuningSettings.Problem(this),
             EnsembleFolds && Validation is not null ? "--ensemble-folds holds out each member's own fold of the training images; drop --validation." : null,
             EnsembleFolds && ValidationFraction <= 0 ? "--ensemble-folds needs a --validation-fraction above 0." : null,
-            Check.Fraction("--ema-decay", EmaDecay),
             HeadL2.Equals("auto", StringComparison.OrdinalIgnoreCase)
                 || float.TryParse(HeadL2, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var l2) && float.IsFinite(l2) && l2 >= 0
                 ? null : $"--head-l2 must be auto or a number of at least 0 (got {HeadL2}).",
-            Check.NonNegativeFinite("--mixup", Mixup),
-            Check.NonNegativeFinite("--cutmix", CutMix),
-            Check.NonNegativeFinite("--weight-decay", WeightDecay),
             Layer is not null && technique != "feature-extraction" ? $"--layer is an option of --technique feature-extraction, not {Technique}." : null,
             Check.Extension("--output", Output, Export.ModelFile.Extension),
             Check.Backbone(Backbone),

@@ -11,7 +11,7 @@ using Spectre.Console.Cli;
 namespace MLTransfer.Cli.Commands.Bench;
 
 /// <summary>Arguments of <c>mltransfer bench fine-tuning</c>; fine-tuning options left out keep the <c>train</c> defaults.</summary>
-public sealed class BenchFineTuningSettings : BenchSplitSettings
+public sealed class BenchFineTuningSettings : BenchSplitSettings, IFineTuningSettings
 {
     /// <summary>Image size.</summary>
     [CommandOption("--image-size")]
@@ -119,13 +119,7 @@ public sealed class BenchFineTuningSettings : BenchSplitSettings
     public string? Output { get; set; }
 
     /// <inheritdoc />
-    public override ValidationResult Validate() => Check.First(
-        Check.NonNegativeFinite("--mixup", Mixup),
-        Check.NonNegativeFinite("--cutmix", CutMix),
-        Check.NonNegativeFinite("--weight-decay", WeightDecay),
-        Check.Fraction("--ema-decay", EmaDecay),
-        Check.AtLeast("--ensemble", Ensemble, 1, MLTransfer.Torch.FineTuning.FineTuningOptions.MaxEnsembleSize),
-        EnsembleFolds && Ensemble is null or < 2 ? "--ensemble-folds needs --ensemble N with N of at least 2." : null);
+    public override ValidationResult Validate() => Check.First(FineTuningSettings.Problem(this));
 
 }
 
@@ -140,31 +134,12 @@ public sealed class BenchFineTuningCommand : Command<BenchFineTuningSettings>
     {
         var console = CliApp.Ui(settings.Json);
         var (train, test) = settings.LoadSplit();
-        var d = new FineTuningOptions();
-        var options = new FineTuningOptions
-        {
-            ImageSize = settings.ImageSize ?? d.ImageSize,
-            Epochs = settings.Epochs ?? d.Epochs,
-            BatchSize = settings.BatchSize ?? d.BatchSize,
-            LearningRate = settings.LearningRate ?? d.LearningRate,
-            UnfreezeAfterEpochs = settings.UnfreezeAfter ?? d.UnfreezeAfterEpochs,
-            EarlyStoppingPatience = settings.Patience ?? d.EarlyStoppingPatience,
-            TrainTopBlocksOnly = !settings.WholeNetwork,
-            TopBlocks = settings.TopBlocks ?? d.TopBlocks,
-            TopBlockViews = settings.TopBlockViews ?? d.TopBlockViews,
-            MixupAlpha = settings.Mixup ?? d.MixupAlpha,
-            CutMixAlpha = settings.CutMix ?? d.CutMixAlpha,
-            WeightDecay = settings.WeightDecay ?? d.WeightDecay,
-            WeightAverageDecay = settings.EmaDecay ?? d.WeightAverageDecay,
-            TestTimeFlip = settings.TestTimeFlip,
-            EnsembleSize = settings.Ensemble ?? d.EnsembleSize,
-            EnsembleFolds = settings.EnsembleFolds,
-            HalfPrecisionBlockCache = !settings.Fp32BlockCache,
-            CacheDirectory = settings.CacheDir,
-            Seed = settings.Seed,
-            MetricsCallback = m => console.MarkupLineInterpolated(
-                $"[grey]{(m.Members > 1 ? $"member {m.Member}/{m.Members}, " : "")}epoch {m.Epoch}/{m.Epochs} {m.Phase}: loss {m.TrainLoss:F3}, train acc {m.TrainAccuracy:F3}, val acc {m.ValidationScore:F3}, {m.ImagesPerSecond:F1} img/s, elapsed {m.Elapsed:hh\\:mm\\:ss}[/]"),
-        };
+        var options = settings.ToOptions();
+        options.EarlyStoppingPatience = settings.Patience ?? options.EarlyStoppingPatience;
+        options.TopBlocks = settings.TopBlocks ?? options.TopBlocks;
+        options.HalfPrecisionBlockCache = !settings.Fp32BlockCache;
+        options.MetricsCallback = m => console.MarkupLineInterpolated(
+            $"[grey]{(m.Members > 1 ? $"member {m.Member}/{m.Members}, " : "")}epoch {m.Epoch}/{m.Epochs} {m.Phase}: loss {m.TrainLoss:F3}, train acc {m.TrainAccuracy:F3}, val acc {m.ValidationScore:F3}, {m.ImagesPerSecond:F1} img/s, elapsed {m.Elapsed:hh\\:mm\\:ss}[/]");
         console.MarkupLineInterpolated($"{train.Count} training and {test.Count} test images, {train.Select(e => e.Label).Distinct().Count()} classes; load average {ProcessMemory.LoadAverage():F1} on {Environment.ProcessorCount} cores");
         var clock = System.Diagnostics.Stopwatch.StartNew();
         IReadOnlyList<FineTuningBenchmarkResult> results;

@@ -15,32 +15,13 @@ public sealed class FineTuningRunner : ITrainRunner
     public TransferModel Train(TrainSettings settings, MLContext mlContext, IAnsiConsole console)
     {
         var (folder, validation) = RunnerSupport.LoadTrainAndValidation(console, settings);
-        var defaults = new FineTuningOptions();
-        var options = new FineTuningOptions
-        {
-            Backbone = RunnerSupport.Backbone(settings),
-            Epochs = settings.Epochs ?? defaults.Epochs,
-            BatchSize = settings.BatchSize ?? defaults.BatchSize,
-            LearningRate = settings.LearningRate ?? defaults.LearningRate,
-            ImageSize = settings.ImageSize ?? defaults.ImageSize,
-            UnfreezeAfterEpochs = settings.UnfreezeAfter ?? defaults.UnfreezeAfterEpochs,
-            ValidationFraction = settings.ValidationFraction,
-            Validation = validation?.Examples,
-            Seed = settings.Seed,
-            TrainTopBlocksOnly = !settings.WholeNetwork,
-            TopBlockViews = settings.TopBlockViews ?? defaults.TopBlockViews,
-            MixupAlpha = settings.Mixup ?? defaults.MixupAlpha,
-            CutMixAlpha = settings.CutMix ?? defaults.CutMixAlpha,
-            WeightDecay = settings.WeightDecay ?? defaults.WeightDecay,
-            WeightAverageDecay = settings.EmaDecay ?? defaults.WeightAverageDecay,
-            TestTimeFlip = settings.TestTimeFlip,
-            EnsembleSize = settings.Ensemble ?? defaults.EnsembleSize,
-            EnsembleFolds = settings.EnsembleFolds,
-            Resume = settings.Resume,
-            OnnxExportPath = IO.OutputFile.Companion(settings.Output, ".onnx"),
-            CacheDirectory = settings.CacheDir,
-            MetricsCallback = m => RunnerSupport.EpochLine(console, m),
-        };
+        var options = settings.ToOptions();
+        options.Backbone = RunnerSupport.Backbone(settings);
+        options.ValidationFraction = settings.ValidationFraction;
+        options.Validation = validation?.Examples;
+        options.Resume = settings.Resume;
+        options.OnnxExportPath = IO.OutputFile.Companion(settings.Output, ".onnx");
+        options.MetricsCallback = m => RunnerSupport.EpochLine(console, m);
         options.CheckpointDirectory = RunnerSupport.Checkpoints(console, settings, options.Epochs, members: options.EnsembleSize);
         return RunnerSupport.WithTrainingProgress(console, (caching, training) =>
         {
