@@ -30,6 +30,9 @@ public interface IFineTuningSettings
     /// <summary><c>--top-block-views</c>.</summary>
     int? TopBlockViews { get; }
 
+    /// <summary><c>--top-block-mirrors</c>.</summary>
+    bool TopBlockMirrors { get; }
+
     /// <summary><c>--mixup</c>.</summary>
     double? Mixup { get; }
 
@@ -61,7 +64,7 @@ public interface IFineTuningSettings
 /// <summary>Checks and converts <see cref="IFineTuningSettings"/>, the same way for every command that has them.</summary>
 public static class FineTuningSettings
 {
-    /// <summary>The first problem of the regularisation and ensemble options (mixup, CutMix, weight decay, EMA, ensemble, folds), or null.</summary>
+    /// <summary>The first problem of the regularisation and ensemble options (mixup, CutMix, weight decay, EMA, ensemble, folds, mirrors), or null.</summary>
     /// <param name="settings">Parsed settings.</param>
     public static string? Problem(IFineTuningSettings settings)
     {
@@ -71,7 +74,8 @@ public static class FineTuningSettings
             ?? Check.NonNegativeFinite("--weight-decay", settings.WeightDecay)
             ?? Check.Fraction("--ema-decay", settings.EmaDecay)
             ?? Check.AtLeast("--ensemble", settings.Ensemble, 1, FineTuningOptions.MaxEnsembleSize)
-            ?? (settings.EnsembleFolds && settings.Ensemble is null or < 2 ? "--ensemble-folds needs --ensemble N with N of at least 2." : null);
+            ?? (settings.EnsembleFolds && settings.Ensemble is null or < 2 ? "--ensemble-folds needs --ensemble N with N of at least 2." : null)
+            ?? (settings.TopBlockMirrors && settings.WholeNetwork ? "--top-block-mirrors needs top-blocks mode; drop --whole-network." : null);
     }
 
     /// <summary>
@@ -92,6 +96,7 @@ public static class FineTuningSettings
             UnfreezeAfterEpochs = settings.UnfreezeAfter ?? d.UnfreezeAfterEpochs,
             TrainTopBlocksOnly = !settings.WholeNetwork,
             TopBlockViews = settings.TopBlockViews ?? d.TopBlockViews,
+            TopBlockMirrors = settings.TopBlockMirrors,
             MixupAlpha = settings.Mixup ?? d.MixupAlpha,
             CutMixAlpha = settings.CutMix ?? d.CutMixAlpha,
             WeightDecay = settings.WeightDecay ?? d.WeightDecay,

@@ -160,6 +160,11 @@ public sealed class TrainSettings : CommonSettings, IFineTuningSettings
     [Description("Fine-tuning in top-blocks mode: cached views per training image, the exact one and N-1 augmented ones (default 3; 1: no augmentation).")]
     public int? TopBlockViews { get; set; }
 
+    /// <summary>Fine-tuning: mirror images of the cached views in top-blocks mode.</summary>
+    [CommandOption("--top-block-mirrors")]
+    [Description("Fine-tuning in top-blocks mode: also cache the mirror image of every view, so each epoch trains on an image or its left-right mirror (twice the caching, same epoch cost; default off).")]
+    public bool TopBlockMirrors { get; set; }
+
     /// <summary>Fine-tuning: mixup's α.</summary>
     [CommandOption("--mixup")]
     [Description("Fine-tuning: mixup α (Zhang et al. 2018) of each training batch; on the cached lower-block outputs in top-blocks mode (manifold mixup). 0 (default): off; 0.2-0.4 is usual.")]
@@ -287,7 +292,7 @@ public sealed class TrainSettings : CommonSettings, IFineTuningSettings
             Check.AtLeast("--float-convs", FloatConvolutions, 0),
             WholeNetwork && TopBlocksOnly ? "--whole-network and --top-blocks-only exclude each other." : null,
             WholeNetwork && TopBlockViews is not null ? "--top-block-views needs top-blocks mode; drop --whole-network." : null,
-            ((Mixup ?? CutMix ?? WeightDecay ?? EmaDecay) is not null || Ensemble is not null || TestTimeFlip) && technique != "fine-tuning" ? $"--mixup, --cutmix, --weight-decay, --ema-decay, --ensemble and --test-time-flip are options of --technique fine-tuning, not {Technique}." : null,
+            ((Mixup ?? CutMix ?? WeightDecay ?? EmaDecay) is not null || Ensemble is not null || TestTimeFlip || TopBlockMirrors) && technique != "fine-tuning" ? $"--mixup, --cutmix, --weight-decay, --ema-decay, --ensemble, --test-time-flip and --top-block-mirrors are options of --technique fine-tuning, not {Technique}." : null,
             FineTuningSettings.Problem(this),
             EnsembleFolds && Validation is not null ? "--ensemble-folds holds out each member's own fold of the training images; drop --validation." : null,
             EnsembleFolds && ValidationFraction <= 0 ? "--ensemble-folds needs a --validation-fraction above 0." : null,

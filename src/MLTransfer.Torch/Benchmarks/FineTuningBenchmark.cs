@@ -48,7 +48,7 @@ public static class FineTuningBenchmark
         var ml = new MLContext(seed: options.Seed);
         var view = ml.Data.LoadFromEnumerable(train);
         var mode = options.TrainTopBlocksOnly
-            ? $"top {options.TopBlocks} blocks on cached lower blocks ({options.TopBlockViews} view{(options.TopBlockViews == 1 ? "" : "s")}, {(options.HalfPrecisionBlockCache ? "fp16" : "fp32")})"
+            ? $"top {options.TopBlocks} blocks on cached lower blocks ({options.TopBlockViews} view{(options.TopBlockViews == 1 ? "" : "s")}{(options.TopBlockMirrors ? " and their mirrors" : "")}, {(options.HalfPrecisionBlockCache ? "fp16" : "fp32")})"
             : "whole network";
         var regularisation = string.Concat(
             options.MixupAlpha > 0 ? FormattableString.Invariant($", mixup {options.MixupAlpha}") : "",

@@ -250,5 +250,5 @@ internal sealed class BackboneTrunk : AdapterTrunk
     }
 
     private BlockOutputs Rows(IReadOnlyList<ImageExample> examples) =>
-        BlockOutputs.Prepare(_blocks, _context.Backbone, _cut, _context.Featurizer.ImageSize, examples.Select(e => e.ImagePath).ToList(), 1, null, _context.Seed, _cache, null, default);
+        BlockOutputs.Prepare(_blocks, _context.Backbone, _cut, _context.Featurizer.ImageSize, examples.Select(e => e.ImagePath).ToList(), 1, null, false, _context.Seed, _cache, null, default);
 }

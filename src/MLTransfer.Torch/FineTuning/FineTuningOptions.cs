@@ -213,6 +213,14 @@ public sealed class FineTuningOptions : Training.ILoopSettings
     public int TopBlockViews { get; set; } = 3;
 
     /// <summary>
+    /// With <see cref="TrainTopBlocksOnly"/>: also cache the mirror image of every view, so that each epoch trains on an
+    /// image or on its left-right mirror, drawn at random (the horizontal flip of streaming training, made exact on the
+    /// cached outputs: the mirror of the exact image is what <see cref="TestTimeFlip"/> scores). Caching costs twice the
+    /// views (time and disk); an epoch costs the same. Needs <see cref="TrainTopBlocksOnly"/> and <see cref="HorizontalFlip"/>. The default value is false.
+    /// </summary>
+    public bool TopBlockMirrors { get; set; }
+
+    /// <summary>
     /// The bottleneck-cache folder under whose <c>blocks</c> sub-folder the lower-block outputs of top-blocks training are
     /// kept (keyed by the image's content, backbone, size, cut and view, so later runs reuse them); null means
     /// <see cref="IO.CacheLocation.Default"/>. The default value is null.
@@ -307,6 +315,10 @@ public sealed class FineTuningOptions : Training.ILoopSettings
                     $"with EnsembleFolds and a validation fraction of {ValidationFraction}, at most {MaxFolds(ValidationFraction)} members hold out disjoint folds."));
         }
         ArgumentOutOfRangeException.ThrowIfLessThan(TopBlockViews, 1, nameof(TopBlockViews));
+        if (TopBlockMirrors && !TrainTopBlocksOnly)
+            throw new ArgumentException("TopBlockMirrors caches mirror images for top-blocks training; whole-network training flips the streamed images itself (HorizontalFlip).", nameof(TopBlockMirrors));
+        if (TopBlockMirrors && !HorizontalFlip)
+            throw new ArgumentException("TopBlockMirrors trains on mirror images; it needs HorizontalFlip.", nameof(TopBlockMirrors));
         ArgumentOutOfRangeException.ThrowIfLessThan(BlockCacheMaxBytes, 1, nameof(BlockCacheMaxBytes));
         if (DataThreads is < 1)
             throw new ArgumentOutOfRangeException(nameof(DataThreads), DataThreads, "must be at least 1.");

@@ -74,7 +74,7 @@ public sealed class FineTuningTrainer
             {
                 var paths = examples.Select(e => e.ImagePath).ToList();
                 IRowSource rows = !o.TrainTopBlocksOnly ? new ImageFileRows(paths, o.ImageSize, training ? augmenter : null)
-                    : BlockOutputs.Prepare(split, description, sharedValue, o.ImageSize, paths, training ? views : 1, training ? augmenter : null, o.Seed, cache, o.CachingProgress, cancellationToken);
+                    : BlockOutputs.Prepare(split, description, sharedValue, o.ImageSize, paths, training ? views : 1, training ? augmenter : null, training && o.TopBlockMirrors, o.Seed, cache, o.CachingProgress, cancellationToken);
                 return (rows, examples.Select(e => index[e.Label]).ToArray());
             }
 
@@ -104,7 +104,7 @@ public sealed class FineTuningTrainer
                     seed.ToString(CultureInfo.InvariantCulture),
                     train.Count.ToString(CultureInfo.InvariantCulture),
                     validation.Count.ToString(CultureInfo.InvariantCulture),
-                    o.TrainTopBlocksOnly ? FormattableString.Invariant($"top{o.TopBlocks}x{o.TopBlockViews}") : "all",
+                    o.TrainTopBlocksOnly ? FormattableString.Invariant($"top{o.TopBlocks}x{o.TopBlockViews}{(o.TopBlockMirrors ? "m" : "")}") : "all",
                     o.Optimizer.ToString(),
                     FormattableString.Invariant($"mix{o.MixupAlpha}/{o.CutMixAlpha}"),
                     description.Identity);

@@ -22,7 +22,8 @@ internal sealed record BlockCacheSettings(string? Directory, long MaxBytes, bool
 /// and a context made of the backbone, image size, cut value, precision, view and augmentation), so memory does not grow
 /// with the number of images and a second run (or the other method of a comparison) reuses them. View 0 is the exact
 /// image of the exported pipeline; views 1…K−1 are augmented (<see cref="ImageAugmenter"/>) with generators seeded from
-/// the run's seed, the view and the image's content.
+/// the run's seed, the view and the image's content. With mirrors, views K…2K−1 are the mirror images of views 0…K−1
+/// (view K mirrors the exact image, exactly as a horizontal flip of the exported pipeline's pixels).
 /// </summary>
 internal sealed class BlockOutputs : IRowSource
 {
@@ -44,7 +45,7 @@ internal sealed class BlockOutputs : IRowSource
 
     public long[] RowShape { get; }
 
-    /// <summary>The number of views per image.</summary>
+    /// <summary>The number of views per image (mirror images included).</summary>
     public int Views => _contexts.Length;
 
     /// <summary>
@@ -58,33 +59,37 @@ internal sealed class BlockOutputs : IRowSource
     /// <param name="paths">The images.</param>
     /// <param name="views">Views per image (1 = the exact image only).</param>
     /// <param name="augmenter">Augmentation of views 1…; null when <paramref name="views"/> is 1.</param>
+    /// <param name="mirrors">Whether the mirror image of every view is cached too (2 × <paramref name="views"/> views).</param>
     /// <param name="seed">The run's seed.</param>
     /// <param name="settings">Cache folder, bound and precision.</param>
     /// <param name="progress">Receives progress of the caching pass; may be null.</param>
     /// <param name="cancellationToken">Stops the pass between batches.</param>
     public static BlockOutputs Prepare(BackboneBlocks blocks, Backbone description, string cut, int imageSize, IReadOnlyList<string> paths, int views,
-        ImageAugmenter? augmenter, int seed, BlockCacheSettings settings, IProgress<FeaturizationProgress>? progress, CancellationToken cancellationToken)
+        ImageAugmenter? augmenter, bool mirrors, int seed, BlockCacheSettings settings, IProgress<FeaturizationProgress>? progress, CancellationToken cancellationToken)
     {
         var cache = new BottleneckCache(settings.Directory ?? BlockCacheSettings.FolderIn(null), settings.MaxBytes);
         var shape = CutShape(blocks, cut, imageSize);
         var length = (int)shape.Aggregate(1L, (a, d) => a * d);
         var entryBytes = 100L + (length * (settings.HalfPrecision ? 2L : 4L));
-        var needed = entryBytes * paths.Count * views;
+        var cached = mirrors ? 2 * views : views;
+        var needed = entryBytes * paths.Count * cached;
         if (needed > cache.MaxBytes * 0.8)
             throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
-                $"Caching the lower-block outputs of {paths.Count:N0} images × {views} view(s) needs {needed / 1e9:F1} GB, more than 80 % of the block cache's limit of {cache.MaxBytes / 1e9:F1} GB ({cache.Directory}); raise the limit or train fewer views."));
-        var contexts = Enumerable.Range(0, views).Select(v => BottleneckCache.ContextKey(description, imageSize,
-            $"blocks|{cut}|{(settings.HalfPrecision ? "fp16" : "fp32")}|view{v}" + (v == 0 ? "" : FormattableString.Invariant($"|{augmenter!.Describe()}|seed{seed}")))).ToArray();
+                $"Caching the lower-block outputs of {paths.Count:N0} images × {cached} view(s) needs {needed / 1e9:F1} GB, more than 80 % of the block cache's limit of {cache.MaxBytes / 1e9:F1} GB ({cache.Directory}); raise the limit or train fewer views."));
+        var contexts = Enumerable.Range(0, cached).Select(v => BottleneckCache.ContextKey(description, imageSize,
+            $"blocks|{cut}|{(settings.HalfPrecision ? "fp16" : "fp32")}|view{v % views}"
+            + (v % views == 0 ? "" : FormattableString.Invariant($"|{augmenter!.Describe()}|seed{seed}"))
+            + (v < views ? "" : "|mirror"))).ToArray();
         var hashes = Hash(paths, cancellationToken);
         var missing = new List<(int Image, int View)>();
         for (var i = 0; i < paths.Count; i++)
-            for (var v = 0; v < views; v++)
+            for (var v = 0; v < cached; v++)
                 if (!cache.Contains(contexts[v], hashes[i]))
                     missing.Add((i, v));
-        var total = paths.Count * views;
+        var total = paths.Count * cached;
         progress?.Report(new FeaturizationProgress(total - missing.Count, total, total - missing.Count));
         if (missing.Count > 0)
-            Compute(blocks, cut, imageSize, paths, missing, hashes, contexts, augmenter, seed, cache, settings.HalfPrecision,
+            Compute(blocks, cut, imageSize, paths, missing, hashes, contexts, views, augmenter, seed, cache, settings.HalfPrecision,
                 done => progress?.Report(new FeaturizationProgress(total - missing.Count + done, total, total - missing.Count)), cancellationToken);
         return new BlockOutputs(cache, contexts, hashes, paths, shape);
     }
@@ -125,14 +130,14 @@ internal sealed class BlockOutputs : IRowSource
     }
 
     private static void Compute(BackboneBlocks blocks, string cut, int imageSize, IReadOnlyList<string> paths, List<(int Image, int View)> missing,
-        byte[][] hashes, string[] contexts, ImageAugmenter? augmenter, int seed, BottleneckCache cache, bool half, Action<int> done, CancellationToken cancellationToken)
+        byte[][] hashes, string[] contexts, int views, ImageAugmenter? augmenter, int seed, BottleneckCache cache, bool half, Action<int> done, CancellationToken cancellationToken)
     {
         var backbone = blocks.Backbone;
         var wasTraining = backbone.training;
         backbone.eval();
         try
         {
-            var rows = new ViewRows(new ImageFileRows(paths, imageSize), augmenter, missing, hashes, seed);
+            var rows = new ViewRows(new ImageFileRows(paths, imageSize), views, augmenter, missing, hashes, seed);
             var finished = 0;
             foreach (var batch in BatchStream.Ordered(rows, Enumerable.Range(0, missing.Count).ToArray(), 32))
             {
@@ -160,8 +165,11 @@ internal sealed class BlockOutputs : IRowSource
         }
     }
 
-    /// <summary>The images of the missing (image, view) pairs: view 0 exact, other views augmented with a generator keyed by seed, view and content.</summary>
-    private sealed class ViewRows(ImageFileRows images, ImageAugmenter? augmenter, List<(int Image, int View)> pairs, byte[][] hashes, int seed) : IRowSource
+    /// <summary>
+    /// The images of the missing (image, view) pairs: view 0 exact, views 1…K−1 augmented with a generator keyed by seed,
+    /// view and content, views K… the mirror images of views 0…K−1.
+    /// </summary>
+    private sealed class ViewRows(ImageFileRows images, int views, ImageAugmenter? augmenter, List<(int Image, int View)> pairs, byte[][] hashes, int seed) : IRowSource
     {
         public int Count => pairs.Count;
 
@@ -169,17 +177,20 @@ internal sealed class BlockOutputs : IRowSource
 
         public void Fill(int index, Span<float> destination, Random? random)
         {
-            var (image, view) = pairs[index];
+            var (image, cachedView) = pairs[index];
+            var view = cachedView % views;
             if (view == 0 || augmenter is null)
-            {
                 images.Fill(image, destination, null);
-                return;
+            else
+            {
+                var bytes = File.ReadAllBytes(images.Paths[image]);
+                var generator = new Random(BatchStream.Mix(seed, view, BitConverter.ToInt64(hashes[image], 0)));
+                var problem = augmenter.Load(bytes, destination, generator, MLTransfer.Data.ImageFileCheck.DefaultMaxPixels);
+                if (problem is not null)
+                    throw new InvalidDataException($"Cannot read training image '{images.Paths[image]}': {problem}.");
             }
-            var bytes = File.ReadAllBytes(images.Paths[image]);
-            var generator = new Random(BatchStream.Mix(seed, view, BitConverter.ToInt64(hashes[image], 0)));
-            var problem = augmenter.Load(bytes, destination, generator, MLTransfer.Data.ImageFileCheck.DefaultMaxPixels);
-            if (problem is not null)
-                throw new InvalidDataException($"Cannot read training image '{images.Paths[image]}': {problem}.");
+            if (cachedView >= views)
+                ImageAugmenter.Mirror(destination, (int)images.RowShape[^1]);
         }
     }
 }

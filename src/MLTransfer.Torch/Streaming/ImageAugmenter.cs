@@ -84,7 +84,8 @@ internal sealed class ImageAugmenter
         return ImagePlacement.OfRegion((width - cw) / 2, (height - ch) / 2, cw, ch, width, height, _size);
     }
 
-    private static void Mirror(Span<float> image, int size)
+    /// <summary>Mirrors a planar 3·size·size image left to right, in place.</summary>
+    internal static void Mirror(Span<float> image, int size)
     {
         for (var row = 0; row < 3 * size; row++)
             image.Slice(row * size, size).Reverse();

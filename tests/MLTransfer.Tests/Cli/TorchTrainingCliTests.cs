@@ -28,6 +28,25 @@ public class TorchTrainingCliTests
     }
 
     [Test]
+    public void Should_fine_tune_on_the_exact_images_and_their_mirrors_and_refuse_mirrors_for_the_whole_network()
+    {
+        var folder = TestData.CopySample(4, "0", "1");
+        var model = Path.Combine(TestData.TempFolder(), "mirrors.zip");
+        var cache = Path.Combine(TestData.TempFolder(), "cache");
+        var (code, output, error) = CliTests.Run("train", folder, "--technique", "fine-tuning", "--output", model, "--image-size", "32", "--epochs", "2",
+            "--batch-size", "4", "--validation-fraction", "0.25", "--no-plots", "--no-report", "--top-block-views", "1", "--top-block-mirrors", "--cache-dir", cache);
+        Assert.That(code, Is.Zero, error + output);
+        Assert.That(output, Does.Contain("epoch 2/2 TopBlocks"));
+        Assert.That(File.Exists(model));
+        Assert.That(Directory.GetDirectories(Path.Combine(cache, "blocks")), Has.Length.EqualTo(2), "one cache context for the exact images, one for their mirrors");
+        Assert.That(Directory.GetFiles(Path.Combine(cache, "blocks"), "*.bin", SearchOption.AllDirectories), Has.Length.EqualTo(8 + 6), "the 8 exact images (the 2 held out for validation included) and the mirrors of the 6 training images");
+
+        (code, _, error) = CliTests.Run(FineTune(folder, model, "--top-block-mirrors", "--force"));
+        Assert.That(code, Is.EqualTo(2), "a usage error");
+        Assert.That(error, Does.Contain("--top-block-mirrors needs top-blocks mode; drop --whole-network."));
+    }
+
+    [Test]
     public void Should_fine_tune_with_mixup_cutmix_and_a_weight_average_and_refuse_them_elsewhere()
     {
         var folder = TestData.CopySample(4, "0", "1");
@@ -47,7 +66,7 @@ public class TorchTrainingCliTests
         Assert.That(error, Does.Contain("--ema-decay must be at least 0 and below 1 (got 1)"));
         (code, _, error) = CliTests.Run("train", folder, "--output", model, "--cutmix", "1", "--force");
         Assert.That(code, Is.EqualTo(2));
-        Assert.That(error, Does.Contain("--mixup, --cutmix, --weight-decay, --ema-decay, --ensemble and --test-time-flip are options of --technique fine-tuning"));
+        Assert.That(error, Does.Contain("--mixup, --cutmix, --weight-decay, --ema-decay, --ensemble, --test-time-flip and --top-block-mirrors are options of --technique fine-tuning"));
     }
 
     [Test]
@@ -73,7 +92,7 @@ public class TorchTrainingCliTests
         Assert.That(error, Does.Contain("--ensemble-folds needs --ensemble N with N of at least 2."));
         (code, _, error) = CliTests.Run("train", folder, "--output", model, "--ensemble", "2", "--force");
         Assert.That(code, Is.EqualTo(2));
-        Assert.That(error, Does.Contain("--ensemble and --test-time-flip are options of --technique fine-tuning"));
+        Assert.That(error, Does.Contain("--ensemble, --test-time-flip and --top-block-mirrors are options of --technique fine-tuning"));
     }
 
     [Test]

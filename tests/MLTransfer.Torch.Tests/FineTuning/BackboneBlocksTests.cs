@@ -17,7 +17,7 @@ public class BackboneBlocksTests
         var images = TestData.Images(classes: 2, perClass: 2).Select(i => i.Path).ToList();
         var pixels = ImagePixelReader.Read(images, 32);
         var cache = new BlockCacheSettings(TestData.TempFolder(), 1L << 30, half);
-        var rows = BlockOutputs.Prepare(blocks, Backbone.ResNet18(), blocks.Cut(1), 32, images, 1, null, 0, cache, null, default);
+        var rows = BlockOutputs.Prepare(blocks, Backbone.ResNet18(), blocks.Cut(1), 32, images, 1, null, false, 0, cache, null, default);
 
         blocks.Backbone.eval();
         using var noGrad = no_grad();

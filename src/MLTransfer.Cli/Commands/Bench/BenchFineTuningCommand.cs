@@ -63,6 +63,11 @@ public sealed class BenchFineTuningSettings : BenchSplitSettings, IFineTuningSet
     [Description("Cached views per training image in top-blocks mode: the exact one and N-1 augmented ones (default 3).")]
     public int? TopBlockViews { get; set; }
 
+    /// <summary>Mirror images of the views in top-blocks mode.</summary>
+    [CommandOption("--top-block-mirrors")]
+    [Description("Also cache the mirror image of every view in top-blocks mode, so each epoch trains on an image or its mirror (default off).")]
+    public bool TopBlockMirrors { get; set; }
+
     /// <summary>Mixup's α.</summary>
     [CommandOption("--mixup")]
     [Description("Mixup α of each training batch (0: off, the default).")]
