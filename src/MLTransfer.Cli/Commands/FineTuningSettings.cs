@@ -64,7 +64,7 @@ public interface IFineTuningSettings
 /// <summary>Checks and converts <see cref="IFineTuningSettings"/>, the same way for every command that has them.</summary>
 public static class FineTuningSettings
 {
-    /// <summary>The first problem of the regularisation and ensemble options (mixup, CutMix, weight decay, EMA, ensemble, folds, mirrors), or null.</summary>
+    /// <summary>The first problem of the regularisation, ensemble and top-blocks options (mixup, CutMix, weight decay, EMA, ensemble, folds, views, mirrors), or null.</summary>
     /// <param name="settings">Parsed settings.</param>
     public static string? Problem(IFineTuningSettings settings)
     {
@@ -75,6 +75,7 @@ public static class FineTuningSettings
             ?? Check.Fraction("--ema-decay", settings.EmaDecay)
             ?? Check.AtLeast("--ensemble", settings.Ensemble, 1, FineTuningOptions.MaxEnsembleSize)
             ?? (settings.EnsembleFolds && settings.Ensemble is null or < 2 ? "--ensemble-folds needs --ensemble N with N of at least 2." : null)
+            ?? (settings.TopBlockViews is not null && settings.WholeNetwork ? "--top-block-views needs top-blocks mode; drop --whole-network." : null)
             ?? (settings.TopBlockMirrors && settings.WholeNetwork ? "--top-block-mirrors needs top-blocks mode; drop --whole-network." : null);
     }
 

@@ -291,7 +291,6 @@ public sealed class TrainSettings : CommonSettings, IFineTuningSettings
             Calibration is not null && !Directory.Exists(Calibration) ? $"Calibration folder '{Calibration}' does not exist." : null,
             Check.AtLeast("--float-convs", FloatConvolutions, 0),
             WholeNetwork && TopBlocksOnly ? "--whole-network and --top-blocks-only exclude each other." : null,
-            WholeNetwork && TopBlockViews is not null ? "--top-block-views needs top-blocks mode; drop --whole-network." : null,
             ((Mixup ?? CutMix ?? WeightDecay ?? EmaDecay) is not null || Ensemble is not null || TestTimeFlip || TopBlockMirrors) && technique != "fine-tuning" ? $"--mixup, --cutmix, --weight-decay, --ema-decay, --ensemble, --test-time-flip and --top-block-mirrors are options of --technique fine-tuning, not {Technique}." : null,
             FineTuningSettings.Problem(this),
             EnsembleFolds && Validation is not null ? "--ensemble-folds holds out each member's own fold of the training images; drop --validation." : null,

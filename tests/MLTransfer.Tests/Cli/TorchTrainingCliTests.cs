@@ -44,6 +44,15 @@ public class TorchTrainingCliTests
         (code, _, error) = CliTests.Run(FineTune(folder, model, "--top-block-mirrors", "--force"));
         Assert.That(code, Is.EqualTo(2), "a usage error");
         Assert.That(error, Does.Contain("--top-block-mirrors needs top-blocks mode; drop --whole-network."));
+        (code, _, error) = CliTests.Run(FineTune(folder, model, "--top-block-views", "2", "--force"));
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(error, Does.Contain("--top-block-views needs top-blocks mode; drop --whole-network."));
+        foreach (var option in new[] { "--top-block-mirrors", "--top-block-views" })
+        {
+            (code, _, error) = CliTests.Run(["bench", "fine-tuning", folder, "--whole-network", .. option == "--top-block-views" ? new[] { option, "2" } : [option]]);
+            Assert.That(code, Is.EqualTo(2), "bench fine-tuning checks the same options the same way");
+            Assert.That(error, Does.Contain($"{option} needs top-blocks mode; drop --whole-network."));
+        }
     }
 
     [Test]
