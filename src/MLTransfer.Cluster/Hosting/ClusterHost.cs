@@ -98,6 +98,11 @@ public static class ClusterHost
                 c.ServiceId = serviceId;
             });
             client.UseRedisClustering(o => o.ConfigurationOptions = redis.Clone());
+            // Every client call is a short one (status, start, cancel), so a call to a silo that was killed fails after
+            // 10 s instead of Orleans' 30 s default, and the gateway list is re-read from Redis every 5 s instead of every
+            // minute, so a dead gateway leaves the client's list soon after the silos have voted it dead.
+            client.Configure<ClientMessagingOptions>(m => m.ResponseTimeout = TimeSpan.FromSeconds(10));
+            client.Configure<GatewayOptions>(g => g.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
         });
         return builder.Build();
     }
