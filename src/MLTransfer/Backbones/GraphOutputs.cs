@@ -51,6 +51,26 @@ public static class GraphOutputs
     }
 
     /// <summary>
+    /// Returns a copy of <paramref name="model"/> cut at one value: that value is the graph's only output, and every node,
+    /// initializer and input it does not depend on is removed (e.g. the frozen lower blocks of a backbone, whose outputs a
+    /// top-blocks fine-tuning run caches).
+    /// </summary>
+    /// <param name="model">The graph.</param>
+    /// <param name="valueName">A float value produced by a node of the graph.</param>
+    /// <exception cref="InvalidDataException">No node produces <paramref name="valueName"/>.</exception>
+    public static ModelProto TruncatedAt(ModelProto model, string valueName)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(valueName);
+        var copy = WithOutputs(model, [valueName]);
+        var graph = copy.Graph;
+        foreach (var output in graph.Output.Where(o => o.Name != valueName).ToList())
+            graph.Output.Remove(output);
+        BackboneStages.KeepOnly(graph, [valueName]);
+        return copy;
+    }
+
+    /// <summary>
     /// Finds the global average pooling whose result becomes the graph output <paramref name="featuresName"/>: walks
     /// back from that output through reshapes and affine layers with constant weights (the <c>Flatten</c> of the fused
     /// graph, a CORAL <c>Gemm</c>) to a <c>GlobalAveragePool</c>, <c>AveragePool</c> or <c>ReduceMean</c> node.

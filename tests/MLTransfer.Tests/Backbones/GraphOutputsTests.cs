@@ -41,4 +41,31 @@ public class GraphOutputsTests
         Assert.That(GraphOutputs.FindGlobalPooling(fused, FeaturizerGraph.OutputName), Is.Null);
         Assert.That(() => GraphOutputs.WithOutputs(fused, ["no_such_value"]), Throws.TypeOf<InvalidDataException>().With.Message.Contains("no_such_value"));
     }
+
+    [Test]
+    public void A_graph_truncated_at_a_value_computes_that_value_of_the_whole_graph_and_nothing_after_it()
+    {
+        const int size = 64;
+        var fused = FeaturizerGraph.Build(Backbone.ResNet18(), size);
+        var site = GraphOutputs.FindGlobalPooling(fused, FeaturizerGraph.OutputName)!;
+        var cut = fused.Graph.Node.Where(n => n.OpType == "Add").Select(n => n.Output[0]).ToList()[^3];
+        var truncated = GraphOutputs.TruncatedAt(fused, cut);
+
+        Assert.That(truncated.Graph.Output.Select(o => o.Name), Is.EqualTo(new[] { cut }));
+        Assert.That(truncated.Graph.Node.Count, Is.LessThan(fused.Graph.Node.Count));
+        Assert.That(truncated.Graph.Node.SelectMany(n => n.Output), Does.Not.Contain(site.MapName), "nothing after the cut is kept");
+        Assert.That(fused.Graph.Output.Select(o => o.Name), Is.EqualTo(new[] { FeaturizerGraph.OutputName }), "the argument is not changed");
+
+        var pixels = new float[ImagePreprocessor.PixelCount(size)];
+        Assert.That(ImagePreprocessor.TryLoadPixels(TestData.SampleImage("4", 2), size, pixels), Is.Null);
+        using var whole = new InferenceSession(GraphOutputs.WithOutputs(fused, [cut]).ToByteArray());
+        using var part = new InferenceSession(truncated.ToByteArray());
+        using var input = OrtValue.CreateTensorValueFromMemory(pixels, [1, 3, size, size]);
+        using var expected = whole.Run(new RunOptions(), [FeaturizerGraph.InputName], [input], [cut]);
+        using var actual = part.Run(new RunOptions(), [FeaturizerGraph.InputName], [input], [cut]);
+        var truth = expected[0].GetTensorDataAsSpan<float>().ToArray();
+        Assert.That(truth.Select(Math.Abs).Max(), Is.GreaterThan(0.1f), "a non-trivial value");
+        Assert.That(TestData.MaxAbsDifference(actual[0].GetTensorDataAsSpan<float>().ToArray(), truth), Is.LessThan(1e-5));
+        Assert.That(() => GraphOutputs.TruncatedAt(fused, "no_such_value"), Throws.TypeOf<InvalidDataException>().With.Message.Contains("no_such_value"));
+    }
 }
