@@ -194,7 +194,7 @@ internal sealed class BlockOutputs : IRowSource
     /// <summary>
     /// An ONNX Runtime session over the fused graph cut at <paramref name="cut"/> and rewritten for speed
     /// (<see cref="InferenceGraph"/>). Measured on 1,000 CIFAR-10 images with their mirrors at 224 px (2 cores): the
-    /// fit's CPU time fell from 2.5 to 1.6 min against the imported libtorch module, whose caching pass spent a third of
+    /// fit's CPU time fell from 2.5 to 1.6 min against the imported libtorch module, whose caching pass spent a quarter of
     /// its time in the kernel. The two compute the same function up to float rounding.
     /// </summary>
     private static InferenceSession LowerBlocksSession(Backbone description, int imageSize, string cut)
